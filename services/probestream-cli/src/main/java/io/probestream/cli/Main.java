@@ -1,0 +1,94 @@
+package io.probestream.cli;
+
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code probestream} command: wires the subcommands, maps failures to exit codes. */
+@Command(
+    name = "probestream",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    description =
+        "Live probes of what a neural network has learned: neural collapse, feature"
+            + " complexity and predictive multiplicity, offline or streaming over Kafka.",
+    subcommands = {ProbeCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+  /** Exit code for a failure while running (bad model, bad data). */
+  public static final int FAILURE = 1;
+
+  /** Exit code for a command line that cannot be understood. */
+  public static final int USAGE = 2;
+
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required");
+  }
+
+  public static void main(String[] args) {
+    System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+  }
+
+  /** Runs the command line with the given streams and returns the exit code; used by tests. */
+  public static int run(String[] args, PrintWriter out, PrintWriter err) {
+    CommandLine cl = new CommandLine(new Main());
+    cl.setOut(out);
+    cl.setErr(err);
+    cl.setExitCodeExceptionMapper(
+        e -> e instanceof CommandLine.ParameterException ? USAGE : FAILURE);
+    cl.setParameterExceptionHandler(
+        (ex, a) -> {
+          CommandLine c = ex.getCommandLine();
+          c.getErr().println("probestream: " + ex.getMessage());
+          c.getErr()
+              .println(
+                  "Try '" + c.getCommandSpec().qualifiedName() + " --help' for more information.");
+          return USAGE;
+        });
+    cl.setExecutionExceptionHandler(
+        (ex, c, parsed) -> {
+          c.getErr().println("probestream: error: " + oneLine(ex));
+          if (System.getenv("PROBESTREAM_DEBUG") != null) {
+            ex.printStackTrace(c.getErr());
+          }
+          return ex instanceof UsageException ? USAGE : FAILURE;
+        });
+    return cl.execute(args);
+  }
+
+  private static String oneLine(Throwable t) {
+    String m = t.getMessage();
+    if (m == null || m.isBlank()) {
+      m = t.getClass().getSimpleName();
+    }
+    return m.replace('\n', ' ');
+  }
+
+  /** A command line that parses but makes no sense (exit code 2). */
+  static final class UsageException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    UsageException(String message) {
+      super(message);
+    }
+  }
+
+  /** The version from the jar manifest, or "dev" when run from classes. */
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = Main.class.getPackage().getImplementationVersion();
+      return new String[] {
+        "probestream " + (v == null ? "dev" : v),
+        "Java "
+            + System.getProperty("java.version")
+            + ", "
+            + System.getProperty("os.name")
+            + " "
+            + System.getProperty("os.arch")
+      };
+    }
+  }
+}

@@ -1,0 +1,336 @@
+package io.probestream.cli;
+
+import io.probestream.contracts.onnx.OnnxFormatException;
+import io.probestream.contracts.onnx.OnnxGraph;
+import io.probestream.contracts.result.ProbeResult;
+import io.probestream.contracts.safetensors.Safetensors;
+import io.probestream.contracts.safetensors.SafetensorsException;
+import io.probestream.contracts.safetensors.TensorInfo;
+import io.probestream.inference.CheckpointEvaluator;
+import io.probestream.inference.Device;
+import io.probestream.inference.EvaluationSpec;
+import io.probestream.inference.InferenceException;
+import io.probestream.inference.Reduction;
+import io.probestream.inference.ReferenceBatch;
+import io.probestream.probes.ProbeOutput;
+import io.probestream.probes.collapse.NeuralCollapseProbe;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code probestream probe}: one checkpoint and its reference data in, probe results out. */
+@Command(
+    name = "probe",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    sortOptions = false,
+    description = {
+      "Evaluates an ONNX model on reference data (safetensors files) and prints one probe result"
+          + " per layer: JSON lines on stdout (the same objects the service publishes), or a table.",
+      "Progress and logs go to stderr. Exit codes: 0 ok, 1 failure, 2 usage error."
+    },
+    footer = {
+      "",
+      "Example:",
+      "  probestream probe --model examples/mlp/model.onnx \\",
+      "    --data examples/mlp/reference-0.safetensors --data examples/mlp/reference-1.safetensors \\",
+      "    --layer h1=h1 --layer h2=h2 --logits logits --classifier-weight classifier.weight"
+    })
+final class ProbeCommand implements Callable<Integer> {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Option(names = "--model", required = true, paramLabel = "FILE", description = "ONNX model file.")
+  Path model;
+
+  @Option(
+      names = "--data",
+      required = true,
+      paramLabel = "FILE",
+      description =
+          "Reference data: safetensors with the input tensor and int64/int32 'labels'. Repeat for"
+              + " several batches; their order is the reference-set order.")
+  List<Path> data;
+
+  @Option(
+      names = "--layer",
+      paramLabel = "NAME=TENSOR",
+      description = "A probed layer and the graph tensor holding its features. Repeatable.")
+  Map<String, String> layers = new LinkedHashMap<>();
+
+  @Option(
+      names = "--logits",
+      required = true,
+      paramLabel = "TENSOR",
+      description = "Logits tensor.")
+  String logits;
+
+  @Option(
+      names = "--classifier-weight",
+      paramLabel = "INITIALIZER",
+      description = "Classifier weight initializer (enables nc3 on the layer that feeds it).")
+  String classifierWeight;
+
+  @Option(
+      names = "--input",
+      paramLabel = "TENSOR",
+      description =
+          "Model input tensor, also its name in the data files (default: the model's only input).")
+  String input;
+
+  @Option(
+      names = "--labels",
+      paramLabel = "TENSOR",
+      defaultValue = "labels",
+      description = "Labels tensor in the data files (default: ${DEFAULT-VALUE}).")
+  String labels;
+
+  @Option(
+      names = "--probe",
+      paramLabel = "PROBE",
+      defaultValue = NeuralCollapseProbe.NAME,
+      description = "Probe to run: neural_collapse (default).")
+  String probe;
+
+  @Option(
+      names = "--format",
+      paramLabel = "FORMAT",
+      defaultValue = "jsonl",
+      description = "Output: jsonl (default) or table.")
+  String format;
+
+  @Option(
+      names = "--experiment",
+      defaultValue = "offline",
+      description = "Experiment id in results (default: ${DEFAULT-VALUE}).")
+  String experiment;
+
+  @Option(names = "--run", description = "Run id in results (default: the model file's name).")
+  String run;
+
+  @Option(
+      names = "--step",
+      defaultValue = "0",
+      description = "Training step in results (default: ${DEFAULT-VALUE}).")
+  long step;
+
+  @Option(names = "--classes", description = "Number of classes (default: the logits' width).")
+  Integer classes;
+
+  @Option(
+      names = "--reduction",
+      defaultValue = "gap",
+      description = "How rank>2 features become vectors: gap (default) or flatten.")
+  String reduction;
+
+  @Option(
+      names = "--device",
+      defaultValue = "cpu",
+      description = "auto, cpu (default) or cuda[:N].")
+  String device;
+
+  @Option(
+      names = "--batch-size",
+      defaultValue = "256",
+      description = "Samples per inference run (default: ${DEFAULT-VALUE}).")
+  int batchSize;
+
+  @Option(
+      names = "--feature-cache-mb",
+      defaultValue = "512",
+      description =
+          "Memory for features kept between the two passes; above it inference runs twice (default: ${DEFAULT-VALUE}).")
+  long featureCacheMb;
+
+  @Option(
+      names = {"-q", "--quiet"},
+      description = "No progress on stderr.")
+  boolean quiet;
+
+  @Override
+  public Integer call() throws IOException {
+    if (!probe.equals(NeuralCollapseProbe.NAME)) {
+      throw new Main.UsageException(
+          "--probe "
+              + probe
+              + ": only neural_collapse is available in this version"
+              + " (feature_complexity and predictive_multiplicity are not implemented yet)");
+    }
+    if (!format.equals("jsonl") && !format.equals("table")) {
+      throw new Main.UsageException("--format " + format + ": expected jsonl or table");
+    }
+    if (layers.isEmpty()) {
+      throw new Main.UsageException("at least one --layer NAME=TENSOR is needed");
+    }
+    Device dev;
+    Reduction red;
+    try {
+      dev = Device.parse(device);
+      red = Reduction.parse(reduction);
+    } catch (IllegalArgumentException e) {
+      throw new Main.UsageException(e.getMessage());
+    }
+    PrintWriter err = spec.commandLine().getErr();
+    byte[] modelBytes = read(model, "--model");
+    String modelSha = ProbeResult.sha256Hex(modelBytes);
+    String inputName = input != null ? input : onlyInput(modelBytes);
+
+    List<ReferenceBatch> batches = new ArrayList<>();
+    MessageDigest reference = sha256();
+    for (Path p : data) {
+      byte[] bytes = read(p, "--data");
+      reference.update(bytes);
+      batches.add(batch(p, bytes, inputName));
+    }
+    String referenceSha = HexFormat.of().formatHex(reference.digest());
+
+    CheckpointEvaluator evaluator =
+        new CheckpointEvaluator(
+            new CheckpointEvaluator.Config(
+                batchSize, featureCacheMb << 20, dev, Runtime.getRuntime().availableProcessors()));
+    EvaluationSpec evalSpec =
+        new EvaluationSpec(inputName, layers, logits, classifierWeight, classes, red);
+    long start = System.nanoTime();
+    CheckpointEvaluator.Evaluation evaluation;
+    try {
+      evaluation = evaluator.evaluate(modelBytes, evalSpec, batches, progress(err));
+    } catch (InferenceException e) {
+      throw new CommandLine.ExecutionException(spec.commandLine(), e.getMessage(), e);
+    }
+    long latency = (System.nanoTime() - start) / 1_000_000;
+    if (!quiet) {
+      err.printf(
+          "probestream: %d samples, %d layers, %s, %d ms%s%n",
+          evaluation.samples(),
+          evaluation.layers().size(),
+          evaluation.device(),
+          latency,
+          evaluation.cachedPass2() ? "" : " (pass 2 re-ran inference: feature cache too small)");
+    }
+
+    String runId = run != null ? run : stripExtension(model.getFileName().toString());
+    Instant now = Instant.now();
+    List<ProbeResult> results = new ArrayList<>();
+    for (Map.Entry<String, ProbeOutput> e : evaluation.layers().entrySet()) {
+      ProbeOutput o = e.getValue();
+      results.add(
+          ProbeResult.of(
+              experiment,
+              runId,
+              step,
+              modelSha,
+              referenceSha,
+              NeuralCollapseProbe.NAME,
+              e.getKey(),
+              "reference",
+              o.metrics(),
+              o.params(),
+              o.joinedNotes(),
+              evaluation.device(),
+              now,
+              latency));
+    }
+    PrintWriter out = spec.commandLine().getOut();
+    if (format.equals("jsonl")) {
+      for (ProbeResult r : results) {
+        out.println(r.toJson());
+      }
+    } else {
+      out.print(ResultTable.render(results));
+    }
+    out.flush();
+    return 0;
+  }
+
+  private ReferenceBatch batch(Path file, byte[] bytes, String inputName) {
+    try {
+      Safetensors st = Safetensors.parse(bytes);
+      TensorInfo x = st.tensor(inputName);
+      TensorInfo y = st.tensor(labels);
+      if (x.rank() < 1) {
+        throw new SafetensorsException(
+            "tensor '" + inputName + "' is a scalar; a batch needs a first dimension");
+      }
+      if (y.rank() != 1 || y.dim(0) != x.dim(0)) {
+        throw new SafetensorsException(
+            "tensor '"
+                + labels
+                + "' has shape "
+                + java.util.Arrays.toString(y.shape())
+                + "; expected ["
+                + x.dim(0)
+                + "], one label per sample of '"
+                + inputName
+                + "'");
+      }
+      return new ReferenceBatch(st.floats(inputName), x.shape(), st.ints(labels));
+    } catch (SafetensorsException | InferenceException e) {
+      throw new CommandLine.ExecutionException(spec.commandLine(), file + ": " + e.getMessage(), e);
+    }
+  }
+
+  private String onlyInput(byte[] modelBytes) {
+    try {
+      List<OnnxGraph.ValueInfo> ins = OnnxGraph.parse(modelBytes).inputs();
+      if (ins.size() != 1) {
+        List<String> names = new ArrayList<>();
+        ins.forEach(v -> names.add(v.name()));
+        throw new Main.UsageException(
+            "the model has " + ins.size() + " inputs " + names + "; choose one with --input");
+      }
+      return ins.get(0).name();
+    } catch (OnnxFormatException e) {
+      throw new CommandLine.ExecutionException(
+          spec.commandLine(), model + ": " + e.getMessage(), e);
+    }
+  }
+
+  private CheckpointEvaluator.Progress progress(PrintWriter err) {
+    if (quiet) {
+      return CheckpointEvaluator.Progress.NONE;
+    }
+    long[] last = {System.nanoTime()};
+    return (phase, done, total) -> {
+      long now = System.nanoTime();
+      if (now - last[0] > 1_000_000_000L) {
+        last[0] = now;
+        err.printf("probestream: %s %d/%d samples%n", phase, done, total);
+        err.flush();
+      }
+    };
+  }
+
+  private byte[] read(Path p, String option) throws IOException {
+    try {
+      return Files.readAllBytes(p);
+    } catch (NoSuchFileException e) {
+      throw new Main.UsageException(option + " " + p + ": no such file");
+    }
+  }
+
+  private static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static String stripExtension(String name) {
+    int dot = name.lastIndexOf('.');
+    return dot > 0 ? name.substring(0, dot) : name;
+  }
+}

@@ -1,0 +1,260 @@
+package io.probestream.contracts.checkpoint;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * A checkpoint manifest (DESIGN.md §3, topic {@code checkpoints}): which run and step, where the
+ * model is, and which graph tensors are the probed layers, the logits and the classifier weight.
+ * Valid once constructed; immutable.
+ *
+ * @param experiment experiment id, never blank
+ * @param run run id, never blank
+ * @param step training step, at least 0
+ * @param epoch epoch, or null
+ * @param metrics training metrics reported with the checkpoint (loss, accuracy, …); never null
+ * @param model where the model bytes are, never null
+ * @param input the model's data input tensor, never blank
+ * @param layers probed layer name → graph tensor, in manifest order; may be empty
+ * @param logits the logits tensor, never blank
+ * @param classifierWeight the classifier weight initializer, or null
+ * @param classes number of classes C, 1..{@link #MAX_CLASSES}
+ */
+public record CheckpointManifest(
+    String experiment,
+    String run,
+    long step,
+    Long epoch,
+    Map<String, Double> metrics,
+    ModelRef model,
+    String input,
+    Map<String, String> layers,
+    String logits,
+    String classifierWeight,
+    int classes) {
+
+  public static final int MAX_CLASSES = 100_000;
+  private static final int MAX_ID_LENGTH = 200;
+  private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
+  private static final Set<String> FIELDS =
+      Set.of(
+          "experiment",
+          "run",
+          "step",
+          "epoch",
+          "metrics",
+          "model",
+          "input",
+          "layers",
+          "logits",
+          "classifier_weight",
+          "classes");
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+
+  /** Where a checkpoint's model bytes come from: an assembled blob or a URI. */
+  public sealed interface ModelRef permits Blob, Uri {}
+
+  /** A model published on the {@code blobs} topic in {@code chunks} chunks. */
+  public record Blob(String sha256, long size, int chunks) implements ModelRef {
+    public Blob {
+      if (sha256 == null || !SHA256.matcher(sha256).matches()) {
+        throw new ManifestException(
+            "model.blob.sha256 = " + quote(sha256) + ": must be 64 lower-case hex digits");
+      }
+      if (size < 1) {
+        throw new ManifestException("model.blob.size = " + size + ": must be at least 1 byte");
+      }
+      if (chunks < 1) {
+        throw new ManifestException("model.blob.chunks = " + chunks + ": must be at least 1");
+      }
+    }
+  }
+
+  /** A model at a URI ({@code file://} under configured roots, or an allowed http(s) host). */
+  public record Uri(String uri) implements ModelRef {
+    public Uri {
+      if (uri == null || uri.isBlank()) {
+        throw new ManifestException("model.uri must be a non-empty string");
+      }
+    }
+  }
+
+  public CheckpointManifest {
+    requireId("experiment", experiment);
+    requireId("run", run);
+    if (step < 0) {
+      throw new ManifestException("step = " + step + ": must be a non-negative integer");
+    }
+    if (epoch != null && epoch < 0) {
+      throw new ManifestException("epoch = " + epoch + ": must be a non-negative integer");
+    }
+    if (model == null) {
+      throw new ManifestException("model is required: {\"blob\": {...}} or {\"uri\": ...}");
+    }
+    requireName("input", input);
+    requireName("logits", logits);
+    if (classifierWeight != null) {
+      requireName("classifier_weight", classifierWeight);
+    }
+    if (classes < 1 || classes > MAX_CLASSES) {
+      throw new ManifestException("classes = " + classes + ": must be 1.." + MAX_CLASSES);
+    }
+    layers.forEach(
+        (name, tensor) -> {
+          requireId("layers key", name);
+          requireName("layers." + name, tensor);
+        });
+    metrics = Collections.unmodifiableMap(new LinkedHashMap<>(metrics));
+    layers = Collections.unmodifiableMap(new LinkedHashMap<>(layers));
+  }
+
+  /** Parses and validates a manifest from JSON; errors name the field, the value and the rule. */
+  public static CheckpointManifest parse(byte[] json) {
+    JsonNode root;
+    try {
+      root = JSON.readTree(json);
+    } catch (JsonProcessingException e) {
+      throw new ManifestException("manifest is not valid JSON: " + e.getOriginalMessage(), e);
+    } catch (java.io.IOException e) {
+      throw new ManifestException("manifest could not be read: " + e.getMessage(), e);
+    }
+    if (root == null || !root.isObject()) {
+      throw new ManifestException("manifest must be a JSON object");
+    }
+    for (Iterator<String> it = root.fieldNames(); it.hasNext(); ) {
+      String f = it.next();
+      if (!FIELDS.contains(f)) {
+        throw new ManifestException("unknown manifest field '" + f + "'; fields are " + FIELDS);
+      }
+    }
+    return new CheckpointManifest(
+        text(root, "experiment", true),
+        text(root, "run", true),
+        integer(root, "step", true),
+        root.hasNonNull("epoch") ? integer(root, "epoch", true) : null,
+        metrics(root.get("metrics")),
+        modelRef(root.get("model")),
+        text(root, "input", true),
+        layers(root.get("layers")),
+        text(root, "logits", true),
+        text(root, "classifier_weight", false),
+        Math.toIntExact(Math.min(Integer.MAX_VALUE, integer(root, "classes", true))));
+  }
+
+  private static ModelRef modelRef(JsonNode node) {
+    if (node == null || !node.isObject()) {
+      throw new ManifestException("model must be an object: {\"blob\": {...}} or {\"uri\": ...}");
+    }
+    boolean blob = node.has("blob");
+    boolean uri = node.has("uri");
+    if (blob == uri) {
+      throw new ManifestException("model must have exactly one of 'blob' and 'uri', got " + node);
+    }
+    if (uri) {
+      return new Uri(text(node, "uri", true));
+    }
+    JsonNode b = node.get("blob");
+    if (!b.isObject()) {
+      throw new ManifestException("model.blob must be an object with sha256, size, chunks");
+    }
+    return new Blob(
+        text(b, "sha256", true),
+        integer(b, "size", true),
+        Math.toIntExact(Math.min(Integer.MAX_VALUE, integer(b, "chunks", true))));
+  }
+
+  private static Map<String, Double> metrics(JsonNode node) {
+    Map<String, Double> out = new LinkedHashMap<>();
+    if (node == null || node.isNull()) {
+      return out;
+    }
+    if (!node.isObject()) {
+      throw new ManifestException("metrics must be an object of numbers, got " + node);
+    }
+    node.fields()
+        .forEachRemaining(
+            e -> {
+              if (!e.getValue().isNumber()) {
+                throw new ManifestException(
+                    "metrics." + e.getKey() + " = " + e.getValue() + ": must be a number");
+              }
+              out.put(e.getKey(), e.getValue().asDouble());
+            });
+    return out;
+  }
+
+  private static Map<String, String> layers(JsonNode node) {
+    Map<String, String> out = new LinkedHashMap<>();
+    if (node == null || node.isNull()) {
+      return out;
+    }
+    if (!node.isObject()) {
+      throw new ManifestException("layers must be an object of layer name → tensor name");
+    }
+    node.fields()
+        .forEachRemaining(
+            e -> {
+              if (!e.getValue().isTextual()) {
+                throw new ManifestException(
+                    "layers." + e.getKey() + " = " + e.getValue() + ": must be a tensor name");
+              }
+              out.put(e.getKey(), e.getValue().asText());
+            });
+    return out;
+  }
+
+  private static String text(JsonNode node, String field, boolean required) {
+    JsonNode v = node.get(field);
+    if (v == null || v.isNull()) {
+      if (required) {
+        throw new ManifestException("manifest field '" + field + "' is required");
+      }
+      return null;
+    }
+    if (!v.isTextual()) {
+      throw new ManifestException(field + " = " + v + ": must be a string");
+    }
+    return v.asText();
+  }
+
+  private static long integer(JsonNode node, String field, boolean required) {
+    JsonNode v = node.get(field);
+    if (v == null || v.isNull()) {
+      if (required) {
+        throw new ManifestException("manifest field '" + field + "' is required");
+      }
+      return 0;
+    }
+    if (!v.isIntegralNumber() || !v.canConvertToLong()) {
+      throw new ManifestException(field + " = " + v + ": must be an integer");
+    }
+    return v.asLong();
+  }
+
+  private static void requireId(String field, String value) {
+    requireName(field, value);
+    if (value.length() > MAX_ID_LENGTH) {
+      throw new ManifestException(
+          field + " is " + value.length() + " characters; at most " + MAX_ID_LENGTH);
+    }
+  }
+
+  private static void requireName(String field, String value) {
+    if (value == null || value.isBlank()) {
+      throw new ManifestException(field + " = " + quote(value) + ": must be a non-empty string");
+    }
+  }
+
+  private static String quote(String s) {
+    return s == null ? "null" : "\"" + s + "\"";
+  }
+}

@@ -1,0 +1,356 @@
+package io.probestream.inference;
+
+import io.probestream.contracts.onnx.OnnxFormatException;
+import io.probestream.contracts.onnx.OnnxGraph;
+import io.probestream.probes.FeatureBatch;
+import io.probestream.probes.ProbeOutput;
+import io.probestream.probes.collapse.CollapseMoments;
+import io.probestream.probes.collapse.NeuralCollapseProbe;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Evaluates one checkpoint on a reference set: ORT inference in mini-batches, then {@code
+ * neural_collapse} per probed layer in two passes (PROBES.md §1.3). Pass 2 re-reads features from a
+ * bounded in-memory cache, or runs inference again when the cache would exceed its budget. Blocking
+ * and CPU-heavy: call it from a worker thread, never an event loop. Holds no state between calls;
+ * thread-safe.
+ */
+public final class CheckpointEvaluator {
+  /** Mini-batch rows, feature-cache budget, device and ORT threads. */
+  public record Config(int batchSize, long featureCacheBytes, Device device, int threads) {
+    public Config {
+      if (batchSize < 1) {
+        throw new IllegalArgumentException("batch size = " + batchSize + ": must be at least 1");
+      }
+      if (featureCacheBytes < 0) {
+        throw new IllegalArgumentException("feature cache bytes must be ≥ 0");
+      }
+      if (threads < 1) {
+        throw new IllegalArgumentException("threads = " + threads + ": must be at least 1");
+      }
+    }
+
+    public static Config defaults() {
+      return new Config(256, 512L << 20, Device.AUTO, Runtime.getRuntime().availableProcessors());
+    }
+  }
+
+  /** Progress of a long evaluation: phase ("pass 1", "pass 2"), samples done and total. */
+  public interface Progress {
+    void update(String phase, long done, long total);
+
+    Progress NONE = (phase, done, total) -> {};
+  }
+
+  /**
+   * The outcome: one {@link ProbeOutput} per probed layer in manifest order, the device ORT ran on,
+   * and whether pass 2 used cached features.
+   */
+  public record Evaluation(
+      Map<String, ProbeOutput> layers, String device, boolean cachedPass2, long samples) {}
+
+  private final Config config;
+
+  public CheckpointEvaluator(Config config) {
+    this.config = config;
+  }
+
+  /** The prepared model: validated names, classifier-feeding tensor and W, outputs to fetch. */
+  private record Plan(
+      byte[] model, List<String> outputs, String classifierTensor, double[][] weight) {}
+
+  /**
+   * Evaluates {@code model} on {@code batches} (in reference-set order).
+   *
+   * @throws InferenceException for a model or data that cannot be evaluated; {@link
+   *     InferenceException#reason()} names the DLQ code
+   */
+  public Evaluation evaluate(
+      byte[] model, EvaluationSpec spec, List<ReferenceBatch> batches, Progress progress) {
+    Plan plan = plan(model, spec);
+    long total = 0;
+    for (ReferenceBatch b : batches) {
+      total += b.rows();
+    }
+    try (ModelSession session =
+        ModelSession.open(
+            plan.model(), spec.input(), plan.outputs(), config.device(), config.threads())) {
+      checkInputShape(session.inputShape(), spec.input(), batches);
+      Map<String, CollapseMoments> moments = new LinkedHashMap<>();
+      Map<String, Integer> ranks = new LinkedHashMap<>();
+      List<Map<String, FeatureBatch>> cache = new ArrayList<>();
+      long cachedBytes = 0;
+      boolean caching = config.featureCacheBytes() > 0;
+      int[] classes = {spec.classes() == null ? -1 : spec.classes()};
+
+      long done = 0;
+      long index = 0;
+      for (ReferenceBatch batch : batches) {
+        for (int from = 0; from < batch.rows(); from += config.batchSize()) {
+          int rows = Math.min(config.batchSize(), batch.rows() - from);
+          Map<String, FeatureBatch> features =
+              features(session, spec, plan, batch, from, rows, index, classes, ranks);
+          for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
+            CollapseMoments m = CollapseMoments.of(e.getValue());
+            moments.merge(e.getKey(), m, CollapseMoments::merge);
+          }
+          if (caching) {
+            long bytes = 0;
+            for (FeatureBatch f : features.values()) {
+              bytes += 4L * f.features().length + (f.logits() == null ? 0 : 4L * f.logits().length);
+            }
+            if (cachedBytes + bytes > config.featureCacheBytes()) {
+              caching = false;
+              cache.clear();
+            } else {
+              cachedBytes += bytes;
+              cache.add(features);
+            }
+          }
+          index += rows;
+          done += rows;
+          progress.update("pass 1", done, total);
+        }
+      }
+
+      Map<String, NeuralCollapseProbe.Frozen> frozen = new LinkedHashMap<>();
+      Map<String, NeuralCollapseProbe.SecondPass> second = new LinkedHashMap<>();
+      for (Map.Entry<String, String> layer : spec.layers().entrySet()) {
+        CollapseMoments m = moments.get(layer.getKey());
+        if (m == null) { // an empty reference set: no batch ever ran
+          continue;
+        }
+        boolean feeds = layer.getValue().equals(plan.classifierTensor());
+        NeuralCollapseProbe.Frozen f =
+            NeuralCollapseProbe.freeze(m, feeds, feeds ? plan.weight() : null);
+        frozen.put(layer.getKey(), f);
+        second.put(layer.getKey(), f.emptyPass2());
+      }
+
+      if (caching) {
+        for (Map<String, FeatureBatch> features : cache) {
+          pass2(frozen, second, features);
+        }
+      } else {
+        done = 0;
+        index = 0;
+        for (ReferenceBatch batch : batches) {
+          for (int from = 0; from < batch.rows(); from += config.batchSize()) {
+            int rows = Math.min(config.batchSize(), batch.rows() - from);
+            pass2(
+                frozen,
+                second,
+                features(session, spec, plan, batch, from, rows, index, classes, ranks));
+            index += rows;
+            done += rows;
+            progress.update("pass 2", done, total);
+          }
+        }
+      }
+
+      Map<String, ProbeOutput> out = new LinkedHashMap<>();
+      for (Map.Entry<String, NeuralCollapseProbe.Frozen> e : frozen.entrySet()) {
+        String reduction = spec.reduction().label(ranks.getOrDefault(e.getKey(), 2));
+        out.put(
+            e.getKey(),
+            e.getValue().finish(second.get(e.getKey()), Map.of("reduction", reduction)));
+      }
+      return new Evaluation(out, session.device(), caching, total);
+    }
+  }
+
+  private static void pass2(
+      Map<String, NeuralCollapseProbe.Frozen> frozen,
+      Map<String, NeuralCollapseProbe.SecondPass> second,
+      Map<String, FeatureBatch> features) {
+    for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
+      NeuralCollapseProbe.Frozen f = frozen.get(e.getKey());
+      second.merge(e.getKey(), f.pass2(e.getValue()), NeuralCollapseProbe.SecondPass::merge);
+    }
+  }
+
+  /** Runs one mini-batch and cuts the outputs into one FeatureBatch per probed layer. */
+  private Map<String, FeatureBatch> features(
+      ModelSession session,
+      EvaluationSpec spec,
+      Plan plan,
+      ReferenceBatch batch,
+      int from,
+      int rows,
+      long firstIndex,
+      int[] classes,
+      Map<String, Integer> ranks) {
+    int rowSize = batch.rowSize();
+    float[] input = Arrays.copyOfRange(batch.input(), from * rowSize, (from + rows) * rowSize);
+    long[] shape = batch.shape().clone();
+    shape[0] = rows;
+    int[] labels = Arrays.copyOfRange(batch.labels(), from, from + rows);
+    Map<String, ModelSession.Output> outputs = session.run(input, shape);
+
+    ModelSession.Output logits = outputs.get(spec.logits());
+    long[] ls = logits.shape();
+    if (ls.length != 2 || ls[0] != rows) {
+      throw new InferenceException(
+          "shape_mismatch",
+          "logits tensor '"
+              + spec.logits()
+              + "' has shape "
+              + Arrays.toString(ls)
+              + "; expected ["
+              + rows
+              + ", classes]");
+    }
+    int c = (int) ls[1];
+    if (classes[0] < 0) {
+      classes[0] = c;
+    } else if (classes[0] != c) {
+      throw new InferenceException(
+          "shape_mismatch",
+          "logits tensor '"
+              + spec.logits()
+              + "' has "
+              + c
+              + " classes but the checkpoint declares "
+              + classes[0]);
+    }
+    if (plan.weight() != null && plan.weight().length != c) {
+      throw new InferenceException(
+          "shape_mismatch",
+          "classifier weight has "
+              + plan.weight().length
+              + " rows (classes) but the logits have "
+              + c);
+    }
+    for (int i = 0; i < rows; i++) {
+      if (labels[i] < 0 || labels[i] >= c) {
+        throw new InferenceException(
+            "label_out_of_range",
+            "label "
+                + labels[i]
+                + " at reference index "
+                + (firstIndex + i)
+                + " is outside 0.."
+                + (c - 1)
+                + " ("
+                + c
+                + " classes)");
+      }
+    }
+
+    Map<String, FeatureBatch> out = new LinkedHashMap<>();
+    for (Map.Entry<String, String> layer : spec.layers().entrySet()) {
+      ModelSession.Output o = outputs.get(layer.getValue());
+      long[] s = o.shape();
+      if (s.length < 1 || s[0] != rows) {
+        throw new InferenceException(
+            "shape_mismatch",
+            "layer '"
+                + layer.getKey()
+                + "' tensor '"
+                + layer.getValue()
+                + "' has shape "
+                + Arrays.toString(s)
+                + "; its first dimension must be the batch ("
+                + rows
+                + ")");
+      }
+      ranks.put(layer.getKey(), s.length);
+      int width = spec.reduction().width(s);
+      float[] features = spec.reduction().apply(o.values(), s);
+      boolean feeds = layer.getValue().equals(plan.classifierTensor());
+      out.put(
+          layer.getKey(),
+          new FeatureBatch(
+              rows,
+              width,
+              features,
+              labels,
+              feeds ? logits.values() : null,
+              feeds ? c : 0,
+              firstIndex));
+    }
+    return out;
+  }
+
+  private static Plan plan(byte[] model, EvaluationSpec spec) {
+    OnnxGraph graph;
+    try {
+      graph = OnnxGraph.parse(model);
+    } catch (OnnxFormatException e) {
+      throw new InferenceException("model_unloadable", e.getMessage(), e);
+    }
+    try {
+      graph.input(spec.input());
+    } catch (OnnxFormatException e) {
+      throw new InferenceException("input_mismatch", e.getMessage(), e);
+    }
+    Set<String> wanted = new LinkedHashSet<>(spec.layers().values());
+    wanted.add(spec.logits());
+    for (String t : wanted) {
+      if (!graph.hasTensor(t)) {
+        List<String> candidates = graph.nodeOutputs();
+        String shown =
+            candidates.size() <= 30
+                ? candidates.toString()
+                : candidates.subList(0, 30) + " and " + (candidates.size() - 30) + " more";
+        throw new InferenceException(
+            "unknown_tensor", "unknown tensor '" + t + "'; the model's node outputs are " + shown);
+      }
+    }
+    String classifierTensor;
+    double[][] weight = null;
+    if (spec.classifierWeight() != null) {
+      try {
+        OnnxGraph.Classifier c = graph.classifier(spec.classifierWeight());
+        classifierTensor = c.featureTensor();
+        weight = c.weight();
+      } catch (OnnxFormatException e) {
+        throw new InferenceException("unknown_tensor", e.getMessage(), e);
+      }
+    } else {
+      classifierTensor = graph.classifierInputOf(spec.logits());
+    }
+    List<String> expose = new ArrayList<>();
+    for (String t : wanted) {
+      if (!graph.isOutput(t)) {
+        expose.add(t);
+      }
+    }
+    byte[] bytes = expose.isEmpty() ? model : OnnxGraph.withOutputs(model, expose);
+    return new Plan(bytes, List.copyOf(wanted), classifierTensor, weight);
+  }
+
+  private static void checkInputShape(long[] declared, String input, List<ReferenceBatch> batches) {
+    for (ReferenceBatch b : batches) {
+      long[] s = b.shape();
+      boolean ok = s.length == declared.length;
+      for (int a = 1; ok && a < s.length; a++) {
+        ok = declared[a] < 0 || declared[a] == s[a];
+      }
+      if (!ok) {
+        throw new InferenceException(
+            "input_mismatch",
+            "input '"
+                + input
+                + "' is "
+                + shape(declared)
+                + " in the model but the data is "
+                + Arrays.toString(s));
+      }
+    }
+  }
+
+  private static String shape(long[] dims) {
+    StringBuilder sb = new StringBuilder("[");
+    for (int i = 0; i < dims.length; i++) {
+      sb.append(i == 0 ? "" : ", ").append(dims[i] < 0 ? "N" : Long.toString(dims[i]));
+    }
+    return sb.append(']').toString();
+  }
+}

@@ -1,0 +1,208 @@
+package io.probestream.inference;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtLoggingLevel;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.logging.Logger;
+
+/**
+ * One ONNX Runtime session over a model's bytes, with the graph outputs a probe needs. {@link #run}
+ * is thread-safe (ORT's Run is); each calling thread gets its own reused direct input buffer. The
+ * owner closes it after its last run.
+ */
+public final class ModelSession implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(ModelSession.class.getName());
+
+  private final OrtSession session;
+  private final String input;
+  private final Set<String> outputs;
+  private final String device;
+  private final ThreadLocal<FloatBuffer> buffers = new ThreadLocal<>();
+
+  private ModelSession(OrtSession session, String input, Set<String> outputs, String device) {
+    this.session = session;
+    this.input = input;
+    this.outputs = outputs;
+    this.device = device;
+  }
+
+  /** The process-wide ORT environment; created once, with logging at WARNING. */
+  static OrtEnvironment environment() {
+    return Holder.ENV;
+  }
+
+  private static final class Holder {
+    static final OrtEnvironment ENV =
+        OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, "probestream");
+  }
+
+  /**
+   * Opens a session on {@code model} (already carrying every requested output) for the device
+   * asked; {@code auto} and {@code cuda} fall back to CPU when CUDA cannot be used, and {@link
+   * #device()} says which ran.
+   *
+   * @param threads intra-op threads for this session, at least 1
+   */
+  public static ModelSession open(
+      byte[] model, String input, List<String> outputs, Device device, int threads) {
+    OrtEnvironment env = environment();
+    OrtSession session = null;
+    String used = "cpu";
+    if (device.kind() != Device.Kind.CPU) {
+      try (OrtSession.SessionOptions so = options(threads)) {
+        so.addCUDA(device.ordinal());
+        session = env.createSession(model, so);
+        used = "cuda:" + device.ordinal();
+      } catch (OrtException e) {
+        if (device.kind() == Device.Kind.CUDA) {
+          LOG.warning(
+              "CUDA device "
+                  + device.ordinal()
+                  + " unavailable ("
+                  + e.getMessage()
+                  + "); running on CPU");
+        }
+      }
+    }
+    if (session == null) {
+      try (OrtSession.SessionOptions so = options(threads)) {
+        session = env.createSession(model, so);
+      } catch (OrtException e) {
+        throw new InferenceException(
+            "model_unloadable", "ONNX Runtime cannot load the model: " + e.getMessage(), e);
+      }
+    }
+    try {
+      if (!session.getInputNames().contains(input)) {
+        throw new InferenceException(
+            "input_mismatch",
+            "the model has no input '" + input + "'; its inputs are " + session.getInputNames());
+      }
+      Set<String> have = session.getOutputNames();
+      List<String> missing = new ArrayList<>();
+      for (String o : outputs) {
+        if (!have.contains(o)) {
+          missing.add(o);
+        }
+      }
+      if (!missing.isEmpty()) {
+        throw new InferenceException(
+            "unknown_tensor", "the model has no output " + missing + "; its outputs are " + have);
+      }
+      return new ModelSession(session, input, new LinkedHashSet<>(outputs), used);
+    } catch (RuntimeException e) {
+      closeQuietly(session);
+      throw e;
+    }
+  }
+
+  private static OrtSession.SessionOptions options(int threads) throws OrtException {
+    OrtSession.SessionOptions so = new OrtSession.SessionOptions();
+    so.setIntraOpNumThreads(threads);
+    so.setInterOpNumThreads(1);
+    so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+    return so;
+  }
+
+  private static void closeQuietly(OrtSession s) {
+    try {
+      s.close();
+    } catch (OrtException e) {
+      LOG.warning("closing a failed session: " + e.getMessage());
+    }
+  }
+
+  /** The declared shape of the input (−1 for symbolic dims), for shape checks. */
+  public long[] inputShape() {
+    try {
+      NodeInfo info = session.getInputInfo().get(input);
+      if (info.getInfo() instanceof TensorInfo t) {
+        if (t.type != OnnxJavaType.FLOAT) {
+          throw new InferenceException(
+              "input_mismatch",
+              "model input '" + input + "' is " + t.type + "; only float32 inputs are supported");
+        }
+        return t.getShape();
+      }
+      throw new InferenceException("input_mismatch", "model input '" + input + "' is not a tensor");
+    } catch (OrtException e) {
+      throw new InferenceException("model_unloadable", "cannot read the model's input", e);
+    }
+  }
+
+  /** "cpu" or "cuda:N": where this session runs. */
+  public String device() {
+    return device;
+  }
+
+  /** A tensor that came out of a run: float32 values, row-major, and its shape. */
+  public record Output(float[] values, long[] shape) {}
+
+  /**
+   * Runs the model on {@code rows} samples ({@code values} row-major, {@code shape} including the
+   * batch dimension) and returns the requested outputs, copied out of ORT's memory.
+   */
+  public Map<String, Output> run(float[] values, long[] shape) {
+    FloatBuffer buf = buffers.get();
+    if (buf == null || buf.capacity() < values.length) {
+      buf =
+          ByteBuffer.allocateDirect(values.length * 4)
+              .order(ByteOrder.nativeOrder())
+              .asFloatBuffer();
+      buffers.set(buf);
+    }
+    buf.clear();
+    buf.put(values, 0, values.length);
+    buf.flip();
+    OrtEnvironment env = environment();
+    try (OnnxTensor in = OnnxTensor.createTensor(env, buf, shape);
+        OrtSession.Result result = session.run(Map.of(input, in), outputs)) {
+      Map<String, Output> out = new LinkedHashMap<>();
+      for (String name : outputs) {
+        Optional<ai.onnxruntime.OnnxValue> v = result.get(name);
+        if (v.isEmpty() || !(v.get() instanceof OnnxTensor t)) {
+          throw new InferenceException("unknown_tensor", "output '" + name + "' is not a tensor");
+        }
+        TensorInfo info = t.getInfo();
+        if (info.type != OnnxJavaType.FLOAT) {
+          throw new InferenceException(
+              "unsupported_tensor",
+              "output '" + name + "' is " + info.type + "; probes need float32");
+        }
+        FloatBuffer fb = t.getFloatBuffer();
+        float[] copy = new float[fb.remaining()];
+        fb.get(copy);
+        out.put(name, new Output(copy, info.getShape()));
+      }
+      return out;
+    } catch (OrtException e) {
+      throw new InferenceException(
+          "inference_failed",
+          "ONNX Runtime failed on a batch of shape "
+              + java.util.Arrays.toString(shape)
+              + ": "
+              + e.getMessage(),
+          e);
+    }
+  }
+
+  @Override
+  public void close() {
+    closeQuietly(session);
+  }
+}

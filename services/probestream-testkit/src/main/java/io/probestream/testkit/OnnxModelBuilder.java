@@ -1,0 +1,193 @@
+package io.probestream.testkit;
+
+import com.google.protobuf.CodedOutputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Writes small ONNX models in pure Java (IR 8, opset 17), for fixtures whose outputs can be worked
+ * out by hand. Field numbers are those of onnx/onnx.proto. Not thread-safe; one builder per model.
+ */
+public final class OnnxModelBuilder {
+  private static final int FLOAT = 1;
+
+  private final List<byte[]> nodes = new ArrayList<>();
+  private final List<byte[]> initializers = new ArrayList<>();
+  private final List<byte[]> inputs = new ArrayList<>();
+  private final List<byte[]> outputs = new ArrayList<>();
+  private int nodeCount;
+
+  private interface Body {
+    void write(CodedOutputStream o) throws IOException;
+  }
+
+  /** A float input of shape [N, dims...] with a symbolic batch dimension "N". */
+  public OnnxModelBuilder input(String name, long... dims) {
+    inputs.add(valueInfo(name, dims));
+    return this;
+  }
+
+  /** A float graph output of shape [N, dims...]. */
+  public OnnxModelBuilder output(String name, long... dims) {
+    outputs.add(valueInfo(name, dims));
+    return this;
+  }
+
+  /** A float initializer of the given shape, row-major values. */
+  public OnnxModelBuilder initializer(String name, long[] dims, float[] values) {
+    ByteBuffer bb = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    bb.asFloatBuffer().put(values);
+    initializers.add(
+        msg(
+            o -> {
+              for (long d : dims) {
+                o.writeInt64(1, d);
+              }
+              o.writeInt32(2, FLOAT);
+              o.writeString(8, name);
+              o.writeByteArray(9, bb.array());
+            }));
+    return this;
+  }
+
+  /** A 2-D initializer from rows. */
+  public OnnxModelBuilder matrix(String name, double[][] rows) {
+    int r = rows.length;
+    int c = rows[0].length;
+    float[] v = new float[r * c];
+    for (int i = 0; i < r; i++) {
+      for (int j = 0; j < c; j++) {
+        v[i * c + j] = (float) rows[i][j];
+      }
+    }
+    return initializer(name, new long[] {r, c}, v);
+  }
+
+  /** A 1-D initializer. */
+  public OnnxModelBuilder vector(String name, double... values) {
+    float[] v = new float[values.length];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = (float) values[i];
+    }
+    return initializer(name, new long[] {v.length}, v);
+  }
+
+  /** A node with integer attributes given as alternating name, value pairs. */
+  public OnnxModelBuilder node(String op, String[] in, String[] out, Object... intAttributes) {
+    List<byte[]> attrs = new ArrayList<>();
+    for (int i = 0; i < intAttributes.length; i += 2) {
+      String n = (String) intAttributes[i];
+      long v = ((Number) intAttributes[i + 1]).longValue();
+      attrs.add(
+          msg(
+              o -> {
+                o.writeString(1, n);
+                o.writeInt64(3, v);
+                o.writeEnum(20, 2); // AttributeProto.INT
+              }));
+    }
+    String name = op.toLowerCase() + "_" + nodeCount++;
+    nodes.add(
+        msg(
+            o -> {
+              for (String s : in) {
+                o.writeString(1, s);
+              }
+              for (String s : out) {
+                o.writeString(2, s);
+              }
+              o.writeString(3, name);
+              o.writeString(4, op);
+              for (byte[] a : attrs) {
+                o.writeByteArray(5, a);
+              }
+            }));
+    return this;
+  }
+
+  /** Gemm(x, W, b) with transB = 1, the PyTorch Linear layout (W is out × in). */
+  public OnnxModelBuilder linear(String x, String w, String b, String y) {
+    return node("Gemm", new String[] {x, w, b}, new String[] {y}, "transB", 1);
+  }
+
+  public OnnxModelBuilder relu(String x, String y) {
+    return node("Relu", new String[] {x}, new String[] {y});
+  }
+
+  public OnnxModelBuilder identity(String x, String y) {
+    return node("Identity", new String[] {x}, new String[] {y});
+  }
+
+  /** The model's bytes. */
+  public byte[] build() {
+    byte[] graph =
+        msg(
+            o -> {
+              for (byte[] n : nodes) {
+                o.writeByteArray(1, n);
+              }
+              o.writeString(2, "g");
+              for (byte[] t : initializers) {
+                o.writeByteArray(5, t);
+              }
+              for (byte[] v : inputs) {
+                o.writeByteArray(11, v);
+              }
+              for (byte[] v : outputs) {
+                o.writeByteArray(12, v);
+              }
+            });
+    byte[] opset =
+        msg(
+            o -> {
+              o.writeString(1, "");
+              o.writeInt64(2, 17);
+            });
+    return msg(
+        o -> {
+          o.writeInt64(1, 8);
+          o.writeString(2, "probestream-testkit");
+          o.writeByteArray(7, graph);
+          o.writeByteArray(8, opset);
+        });
+  }
+
+  private static byte[] valueInfo(String name, long... dims) {
+    byte[] shape =
+        msg(
+            o -> {
+              o.writeByteArray(1, msg(x -> x.writeString(2, "N")));
+              for (long d : dims) {
+                o.writeByteArray(1, msg(x -> x.writeInt64(1, d)));
+              }
+            });
+    byte[] tensorType =
+        msg(
+            o -> {
+              o.writeInt32(1, FLOAT);
+              o.writeByteArray(2, shape);
+            });
+    return msg(
+        o -> {
+          o.writeString(1, name);
+          o.writeByteArray(2, msg(x -> x.writeByteArray(1, tensorType)));
+        });
+  }
+
+  private static byte[] msg(Body body) {
+    try {
+      ByteArrayOutputStream bos = new ByteArrayOutputStream();
+      CodedOutputStream o = CodedOutputStream.newInstance(bos);
+      body.write(o);
+      o.flush();
+      return bos.toByteArray();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+}
