@@ -64,6 +64,15 @@ public final class Mlp {
    * the logits.
    */
   public double[][] forward(float[] x) {
+    return pass(x, true);
+  }
+
+  /** Like {@link #forward} but before each ReLU: z1, z2, …, logits. */
+  public double[][] preActivations(float[] x) {
+    return pass(x, false);
+  }
+
+  private double[][] pass(float[] x, boolean relu) {
     double[] cur = new double[x.length];
     for (int i = 0; i < x.length; i++) {
       cur[i] = x[i];
@@ -79,7 +88,17 @@ public final class Mlp {
         }
         next[o] = l == layers - 1 ? s : Math.max(0, s);
       }
-      out[l] = next;
+      double[] kept = next.clone();
+      if (!relu && l < layers - 1) {
+        for (int o = 0; o < next.length; o++) {
+          double s = biases[l][o];
+          for (int i = 0; i < cur.length; i++) {
+            s += weights[l][o][i] * cur[i];
+          }
+          kept[o] = s;
+        }
+      }
+      out[l] = kept;
       cur = next;
     }
     return out;

@@ -211,7 +211,8 @@ public final class NeuralCollapseProbe {
     }
 
     /**
-     * The metrics, in PROBES.md §1.2 order, from this pass-1 state and the whole of pass 2.
+     * The metrics from this pass-1 state and the whole of pass 2: the counts first, then PROBES.md
+     * §1.2's keys in its order.
      *
      * @param params the settings to report with them (e.g. the layer's reduction), never null
      */
@@ -371,6 +372,17 @@ public final class NeuralCollapseProbe {
                   + " is seen but the classifier weight has only "
                   + weight.length
                   + " rows");
+        }
+      }
+      for (int c : classIds) {
+        for (double v : weight[c]) {
+          if (!Double.isFinite(v)) {
+            notes.add(
+                "the classifier weight of class "
+                    + c
+                    + " is not finite, so nc3_self_duality is undefined");
+            return null;
+          }
         }
       }
       double wNorm2 = 0;
