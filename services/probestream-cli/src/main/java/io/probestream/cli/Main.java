@@ -75,6 +75,15 @@ public final class Main implements Runnable {
     }
   }
 
+  /** A failure with a message meant for the user as it is (exit code 1). */
+  static final class Failure extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    Failure(String message, Throwable cause) {
+      super(message, cause);
+    }
+  }
+
   /** The version from the jar manifest, or "dev" when run from classes. */
   static final class Version implements CommandLine.IVersionProvider {
     @Override

@@ -208,7 +208,7 @@ final class ProbeCommand implements Callable<Integer> {
     try {
       evaluation = evaluator.evaluate(modelBytes, evalSpec, batches, progress(err));
     } catch (InferenceException e) {
-      throw new CommandLine.ExecutionException(spec.commandLine(), e.getMessage(), e);
+      throw new Main.Failure(e.getMessage(), e);
     }
     long latency = (System.nanoTime() - start) / 1_000_000;
     if (!quiet) {
@@ -278,7 +278,7 @@ final class ProbeCommand implements Callable<Integer> {
       }
       return new ReferenceBatch(st.floats(inputName), x.shape(), st.ints(labels));
     } catch (SafetensorsException | InferenceException e) {
-      throw new CommandLine.ExecutionException(spec.commandLine(), file + ": " + e.getMessage(), e);
+      throw new Main.Failure(file + ": " + e.getMessage(), e);
     }
   }
 

@@ -1,0 +1,62 @@
+package io.probestream.cli;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
+import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
+
+import com.tngtech.archunit.core.importer.ImportOption;
+import com.tngtech.archunit.junit.AnalyzeClasses;
+import com.tngtech.archunit.junit.ArchTest;
+import com.tngtech.archunit.lang.ArchRule;
+
+/** The module layering of STYLE.md §2 that Maven cannot check on its own. */
+@AnalyzeClasses(packages = "io.probestream", importOptions = ImportOption.DoNotIncludeTests.class)
+class LayeringTest {
+  @ArchTest
+  static final ArchRule probesArePlainJava =
+      noClasses()
+          .that()
+          .resideInAPackage("io.probestream.probes..")
+          .should()
+          .dependOnClassesThat()
+          .resideOutsideOfPackages("java..", "io.probestream.probes..", "org.ejml..")
+          .because("the service, the CLI and the benchmarks must run the same probe code");
+
+  @ArchTest
+  static final ArchRule contractsCarryNoRuntime =
+      noClasses()
+          .that()
+          .resideInAPackage("io.probestream.contracts..")
+          .should()
+          .dependOnClassesThat()
+          .resideInAnyPackage(
+              "io.vertx..",
+              "org.apache.kafka..",
+              "ai.onnxruntime..",
+              "io.probestream.probes..",
+              "io.probestream.inference..")
+          .because("external producers and the trainer build on contracts alone");
+
+  @ArchTest
+  static final ArchRule inferenceKnowsNoMessaging =
+      noClasses()
+          .that()
+          .resideInAPackage("io.probestream.inference..")
+          .should()
+          .dependOnClassesThat()
+          .resideInAnyPackage("io.vertx..", "org.apache.kafka..")
+          .because("inference runs the same way offline and in the service");
+
+  @ArchTest
+  static final ArchRule nothingDependsOnTheCli =
+      noClasses()
+          .that()
+          .resideOutsideOfPackage("io.probestream.cli..")
+          .should()
+          .dependOnClassesThat()
+          .resideInAPackage("io.probestream.cli..")
+          .because("the CLI is wiring only");
+
+  @ArchTest
+  static final ArchRule noPackageCycles =
+      slices().matching("io.probestream.(**)").should().beFreeOfCycles();
+}
