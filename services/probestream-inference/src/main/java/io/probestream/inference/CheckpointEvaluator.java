@@ -2,6 +2,7 @@ package io.probestream.inference;
 
 import io.probestream.contracts.onnx.OnnxFormatException;
 import io.probestream.contracts.onnx.OnnxGraph;
+import io.probestream.contracts.topics.DlqReason;
 import io.probestream.probes.FeatureBatch;
 import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.CollapseMoments;
@@ -197,7 +198,7 @@ public final class CheckpointEvaluator {
     long[] ls = logits.shape();
     if (ls.length != 2 || ls[0] != rows) {
       throw new InferenceException(
-          "shape_mismatch",
+          DlqReason.SHAPE_MISMATCH,
           "logits tensor '"
               + spec.logits()
               + "' has shape "
@@ -211,7 +212,7 @@ public final class CheckpointEvaluator {
       classes[0] = c;
     } else if (classes[0] != c) {
       throw new InferenceException(
-          "shape_mismatch",
+          DlqReason.SHAPE_MISMATCH,
           "logits tensor '"
               + spec.logits()
               + "' has "
@@ -221,7 +222,7 @@ public final class CheckpointEvaluator {
     }
     if (plan.weight() != null && plan.weight().length != c) {
       throw new InferenceException(
-          "shape_mismatch",
+          DlqReason.SHAPE_MISMATCH,
           "classifier weight has "
               + plan.weight().length
               + " rows (classes) but the logits have "
@@ -230,7 +231,7 @@ public final class CheckpointEvaluator {
     for (int i = 0; i < rows; i++) {
       if (labels[i] < 0 || labels[i] >= c) {
         throw new InferenceException(
-            "label_out_of_range",
+            DlqReason.LABEL_OUT_OF_RANGE,
             "label "
                 + labels[i]
                 + " at reference index "
@@ -249,7 +250,7 @@ public final class CheckpointEvaluator {
       long[] s = o.shape();
       if (s.length < 1 || s[0] != rows) {
         throw new InferenceException(
-            "shape_mismatch",
+            DlqReason.SHAPE_MISMATCH,
             "layer '"
                 + layer.getKey()
                 + "' tensor '"
@@ -283,12 +284,12 @@ public final class CheckpointEvaluator {
     try {
       graph = OnnxGraph.parse(model);
     } catch (OnnxFormatException e) {
-      throw new InferenceException("model_unloadable", e.getMessage(), e);
+      throw new InferenceException(DlqReason.MODEL_UNLOADABLE, e.getMessage(), e);
     }
     try {
       graph.input(spec.input());
     } catch (OnnxFormatException e) {
-      throw new InferenceException("input_mismatch", e.getMessage(), e);
+      throw new InferenceException(DlqReason.INPUT_MISMATCH, e.getMessage(), e);
     }
     Set<String> wanted = new LinkedHashSet<>(spec.layers().values());
     wanted.add(spec.logits());
@@ -300,7 +301,8 @@ public final class CheckpointEvaluator {
                 ? candidates.toString()
                 : candidates.subList(0, 30) + " and " + (candidates.size() - 30) + " more";
         throw new InferenceException(
-            "unknown_tensor", "unknown tensor '" + t + "'; the model's node outputs are " + shown);
+            DlqReason.UNKNOWN_TENSOR,
+            "unknown tensor '" + t + "'; the model's node outputs are " + shown);
       }
     }
     String classifierTensor;
@@ -311,7 +313,7 @@ public final class CheckpointEvaluator {
         classifierTensor = c.featureTensor();
         weight = c.weight();
       } catch (OnnxFormatException e) {
-        throw new InferenceException("unknown_tensor", e.getMessage(), e);
+        throw new InferenceException(DlqReason.UNKNOWN_TENSOR, e.getMessage(), e);
       }
     } else {
       classifierTensor = graph.classifierInputOf(spec.logits());
@@ -335,7 +337,7 @@ public final class CheckpointEvaluator {
       }
       if (!ok) {
         throw new InferenceException(
-            "input_mismatch",
+            DlqReason.INPUT_MISMATCH,
             "input '"
                 + input
                 + "' is "

@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtLoggingLevel;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
+import io.probestream.contracts.topics.DlqReason;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -84,13 +85,13 @@ public final class ModelSession implements AutoCloseable {
         session = env.createSession(model, so);
       } catch (OrtException e) {
         throw new InferenceException(
-            "model_unloadable", "ONNX Runtime cannot load the model: " + e.getMessage(), e);
+            DlqReason.MODEL_UNLOADABLE, "ONNX Runtime cannot load the model: " + e.getMessage(), e);
       }
     }
     try {
       if (!session.getInputNames().contains(input)) {
         throw new InferenceException(
-            "input_mismatch",
+            DlqReason.INPUT_MISMATCH,
             "the model has no input '" + input + "'; its inputs are " + session.getInputNames());
       }
       Set<String> have = session.getOutputNames();
@@ -102,7 +103,8 @@ public final class ModelSession implements AutoCloseable {
       }
       if (!missing.isEmpty()) {
         throw new InferenceException(
-            "unknown_tensor", "the model has no output " + missing + "; its outputs are " + have);
+            DlqReason.UNKNOWN_TENSOR,
+            "the model has no output " + missing + "; its outputs are " + have);
       }
       return new ModelSession(session, input, new LinkedHashSet<>(outputs), used);
     } catch (RuntimeException e) {
@@ -134,14 +136,15 @@ public final class ModelSession implements AutoCloseable {
       if (info.getInfo() instanceof TensorInfo t) {
         if (t.type != OnnxJavaType.FLOAT) {
           throw new InferenceException(
-              "input_mismatch",
+              DlqReason.INPUT_MISMATCH,
               "model input '" + input + "' is " + t.type + "; only float32 inputs are supported");
         }
         return t.getShape();
       }
-      throw new InferenceException("input_mismatch", "model input '" + input + "' is not a tensor");
+      throw new InferenceException(
+          DlqReason.INPUT_MISMATCH, "model input '" + input + "' is not a tensor");
     } catch (OrtException e) {
-      throw new InferenceException("model_unloadable", "cannot read the model's input", e);
+      throw new InferenceException(DlqReason.MODEL_UNLOADABLE, "cannot read the model's input", e);
     }
   }
 
@@ -176,12 +179,13 @@ public final class ModelSession implements AutoCloseable {
       for (String name : outputs) {
         Optional<ai.onnxruntime.OnnxValue> v = result.get(name);
         if (v.isEmpty() || !(v.get() instanceof OnnxTensor t)) {
-          throw new InferenceException("unknown_tensor", "output '" + name + "' is not a tensor");
+          throw new InferenceException(
+              DlqReason.UNKNOWN_TENSOR, "output '" + name + "' is not a tensor");
         }
         TensorInfo info = t.getInfo();
         if (info.type != OnnxJavaType.FLOAT) {
           throw new InferenceException(
-              "unsupported_tensor",
+              DlqReason.UNSUPPORTED_TENSOR,
               "output '" + name + "' is " + info.type + "; probes need float32");
         }
         FloatBuffer fb = t.getFloatBuffer();
@@ -192,7 +196,7 @@ public final class ModelSession implements AutoCloseable {
       return out;
     } catch (OrtException e) {
       throw new InferenceException(
-          "inference_failed",
+          DlqReason.INFERENCE_FAILED,
           "ONNX Runtime failed on a batch of shape "
               + java.util.Arrays.toString(shape)
               + ": "

@@ -1,5 +1,7 @@
 package io.probestream.inference;
 
+import io.probestream.contracts.topics.DlqReason;
+
 /**
  * One batch of reference data: the model input (float32, row-major, {@code shape[0]} samples) and
  * one label per sample. Immutable by convention: arrays are never written after construction.
@@ -22,7 +24,7 @@ public record ReferenceBatch(float[] input, long[] shape, int[] labels) {
     }
     if (labels.length != shape[0]) {
       throw new InferenceException(
-          "shape_mismatch",
+          DlqReason.SHAPE_MISMATCH,
           "labels has " + labels.length + " values but the input has " + shape[0] + " samples");
     }
   }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import io.probestream.contracts.topics.DlqReason;
 import io.probestream.probes.FeatureBatch;
 import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.CollapseMoments;
@@ -247,7 +248,8 @@ class CheckpointEvaluatorTest {
                         NCB_DATA,
                         CheckpointEvaluator.Progress.NONE))
         .isInstanceOfSatisfying(
-            InferenceException.class, e -> assertThat(e.reason()).isEqualTo("model_unloadable"));
+            InferenceException.class,
+            e -> assertThat(e.reason()).isEqualTo(DlqReason.MODEL_UNLOADABLE));
   }
 
   @Test
@@ -258,7 +260,8 @@ class CheckpointEvaluatorTest {
                 evaluator(8, 0)
                     .evaluate(ncbModel(), NCB_SPEC, wide, CheckpointEvaluator.Progress.NONE))
         .isInstanceOfSatisfying(
-            InferenceException.class, e -> assertThat(e.reason()).isEqualTo("input_mismatch"))
+            InferenceException.class,
+            e -> assertThat(e.reason()).isEqualTo(DlqReason.INPUT_MISMATCH))
         .hasMessage("input 'input' is [N, 2] in the model but the data is [1, 3]");
   }
 
@@ -271,7 +274,8 @@ class CheckpointEvaluatorTest {
                 evaluator(8, 0)
                     .evaluate(ncbModel(), spec, NCB_DATA, CheckpointEvaluator.Progress.NONE))
         .isInstanceOfSatisfying(
-            InferenceException.class, e -> assertThat(e.reason()).isEqualTo("unknown_tensor"))
+            InferenceException.class,
+            e -> assertThat(e.reason()).isEqualTo(DlqReason.UNKNOWN_TENSOR))
         .hasMessage("unknown tensor 'fc3'; the model's node outputs are [h, logits]");
   }
 
@@ -286,7 +290,8 @@ class CheckpointEvaluatorTest {
                 evaluator(8, 0)
                     .evaluate(ncbModel(), NCB_SPEC, data, CheckpointEvaluator.Progress.NONE))
         .isInstanceOfSatisfying(
-            InferenceException.class, e -> assertThat(e.reason()).isEqualTo("label_out_of_range"))
+            InferenceException.class,
+            e -> assertThat(e.reason()).isEqualTo(DlqReason.LABEL_OUT_OF_RANGE))
         .hasMessage("label 3 at reference index 2 is outside 0..2 (3 classes)");
   }
 
@@ -299,7 +304,8 @@ class CheckpointEvaluatorTest {
                 evaluator(8, 0)
                     .evaluate(ncbModel(), spec, NCB_DATA, CheckpointEvaluator.Progress.NONE))
         .isInstanceOfSatisfying(
-            InferenceException.class, e -> assertThat(e.reason()).isEqualTo("shape_mismatch"))
+            InferenceException.class,
+            e -> assertThat(e.reason()).isEqualTo(DlqReason.SHAPE_MISMATCH))
         .hasMessage("logits tensor 'logits' has 3 classes but the checkpoint declares 10");
   }
 }

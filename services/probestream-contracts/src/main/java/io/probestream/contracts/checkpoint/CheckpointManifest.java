@@ -147,7 +147,15 @@ public record CheckpointManifest(
         layers(root.get("layers")),
         text(root, "logits", true),
         text(root, "classifier_weight", false),
-        Math.toIntExact(Math.min(Integer.MAX_VALUE, integer(root, "classes", true))));
+        classes(root));
+  }
+
+  private static int classes(JsonNode root) {
+    long v = integer(root, "classes", true);
+    if (v < 1 || v > MAX_CLASSES) {
+      throw new ManifestException("classes = " + v + ": must be 1.." + MAX_CLASSES);
+    }
+    return (int) v;
   }
 
   private static ModelRef modelRef(JsonNode node) {
@@ -166,10 +174,15 @@ public record CheckpointManifest(
     if (!b.isObject()) {
       throw new ManifestException("model.blob must be an object with sha256, size, chunks");
     }
-    return new Blob(
-        text(b, "sha256", true),
-        integer(b, "size", true),
-        Math.toIntExact(Math.min(Integer.MAX_VALUE, integer(b, "chunks", true))));
+    long chunks = integer(b, "chunks", true);
+    if (chunks < 1) {
+      throw new ManifestException("model.blob.chunks = " + chunks + ": must be at least 1");
+    }
+    if (chunks > Integer.MAX_VALUE) {
+      throw new ManifestException(
+          "model.blob.chunks = " + chunks + ": must be at most " + Integer.MAX_VALUE);
+    }
+    return new Blob(text(b, "sha256", true), integer(b, "size", true), (int) chunks);
   }
 
   private static Map<String, Double> metrics(JsonNode node) {
@@ -242,6 +255,11 @@ public record CheckpointManifest(
 
   private static void requireId(String field, String value) {
     requireName(field, value);
+    if (value.indexOf('|') >= 0) {
+      // '|' separates the fields hashed into a result id (DESIGN.md §3); allowing it would let two
+      // different (experiment, run) pairs share an id.
+      throw new ManifestException(field + " = \"" + value + "\": must not contain '|'");
+    }
     if (value.length() > MAX_ID_LENGTH) {
       throw new ManifestException(
           field + " is " + value.length() + " characters; at most " + MAX_ID_LENGTH);

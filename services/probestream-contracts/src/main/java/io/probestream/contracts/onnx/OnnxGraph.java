@@ -58,12 +58,40 @@ public final class OnnxGraph {
   public record Initializer(String name, int dataType, long[] dims, byte[] raw, float[] floatData) {
     /** The values as float64, row-major. */
     public double[] values() {
+      int width;
+      if (dataType == FLOAT) {
+        width = 4;
+      } else if (dataType == DOUBLE) {
+        width = 8;
+      } else {
+        throw new OnnxFormatException(
+            "initializer '"
+                + name
+                + "' has data type "
+                + dataType
+                + "; FLOAT (1) or DOUBLE (11) is needed");
+      }
       long n = 1;
       for (long d : dims) {
+        if (d < 0 || (d > 0 && n > Integer.MAX_VALUE / d)) {
+          throw new OnnxFormatException(
+              "initializer '" + name + "' has dims " + java.util.Arrays.toString(dims));
+        }
         n *= d;
       }
-      double[] out = new double[Math.toIntExact(n)];
+      double[] out = new double[(int) n];
       if (raw != null) {
+        if (raw.length != n * width) {
+          throw new OnnxFormatException(
+              "initializer '"
+                  + name
+                  + "' has "
+                  + raw.length
+                  + " bytes of raw data; dims "
+                  + java.util.Arrays.toString(dims)
+                  + " need "
+                  + n * width);
+        }
         ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < out.length; i++) {
           out[i] = dataType == FLOAT ? b.getFloat() : b.getDouble();
@@ -444,11 +472,18 @@ public final class OnnxGraph {
    * outputs are left out.
    */
   public static byte[] withOutputs(byte[] model, List<String> names) {
+    java.util.Set<String> added = new java.util.LinkedHashSet<>(names);
+    for (ValueInfo v : parse(model).outputs()) {
+      added.remove(v.name());
+    }
+    if (added.isEmpty()) {
+      return model.clone();
+    }
     try {
       java.io.ByteArrayOutputStream graph = new java.io.ByteArrayOutputStream();
       com.google.protobuf.CodedOutputStream g =
           com.google.protobuf.CodedOutputStream.newInstance(graph);
-      for (String n : names) {
+      for (String n : added) {
         java.io.ByteArrayOutputStream vi = new java.io.ByteArrayOutputStream();
         com.google.protobuf.CodedOutputStream v =
             com.google.protobuf.CodedOutputStream.newInstance(vi);

@@ -141,12 +141,18 @@ public final class Safetensors {
         || !offsets.isArray()
         || offsets.size() != 2
         || !offsets.get(0).isIntegralNumber()
-        || !offsets.get(1).isIntegralNumber()) {
+        || !offsets.get(1).isIntegralNumber()
+        || !offsets.get(0).canConvertToLong()
+        || !offsets.get(1).canConvertToLong()) {
       throw new SafetensorsException(where + " needs 'data_offsets' as [begin, end] integers");
     }
     long begin = offsets.get(0).asLong();
     long end = offsets.get(1).asLong();
-    if (begin < 0 || end < begin || end > dataLength) {
+    if (end < begin) {
+      throw new SafetensorsException(
+          where + " data_offsets [" + begin + ", " + end + "]: end is before begin");
+    }
+    if (begin < 0 || end > dataLength) {
       throw new SafetensorsException(
           where
               + " data_offsets ["
@@ -157,7 +163,13 @@ public final class Safetensors {
               + dataLength
               + " bytes");
     }
-    long expected = elements * type.bytes();
+    long expected;
+    try {
+      expected = Math.multiplyExact(elements, type.bytes());
+    } catch (ArithmeticException overflow) {
+      throw new SafetensorsException(
+          where + " shape " + shapeNode + " of " + type + " overflows 64 bits");
+    }
     if (end - begin != expected) {
       throw new SafetensorsException(
           where
@@ -311,6 +323,14 @@ public final class Safetensors {
       }
       long product = 1;
       for (long d : shape) {
+        if (d < 0) {
+          throw new IllegalArgumentException(
+              "tensor '"
+                  + name
+                  + "' shape "
+                  + java.util.Arrays.toString(shape)
+                  + " has a negative dimension");
+        }
         product *= d;
       }
       if (product != n) {

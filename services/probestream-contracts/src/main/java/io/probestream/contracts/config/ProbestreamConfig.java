@@ -1,0 +1,293 @@
+package io.probestream.contracts.config;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The whole configuration of a Probestream process, one immutable record per feature. Load it once
+ * in {@code main} with {@link #load} and pass the parts through constructors; nothing else reads
+ * the environment.
+ */
+public record ProbestreamConfig(
+    Kafka kafka,
+    Http http,
+    TopicsConfig topics,
+    Workers workers,
+    Limits limits,
+    Pending pending,
+    Model model,
+    Path dataDir) {
+
+  static final ConfigKey DATA_DIR =
+      ConfigKey.of(
+          "probestream.data-dir",
+          "probestream-data",
+          "Where assembled model blobs, reference sets and the embedded broker's log live.");
+
+  /** Kafka connection. */
+  public record Kafka(String bootstrapServers, boolean embedded, int port, String groupId) {
+    static final ConfigKey BOOTSTRAP =
+        ConfigKey.of(
+            "probestream.kafka.bootstrap-servers",
+            "",
+            "Kafka cluster to use (host:port,…); empty with kafka.embedded=true.");
+    static final ConfigKey EMBEDDED =
+        ConfigKey.of(
+            "probestream.kafka.embedded",
+            "false",
+            "Run a single-node KRaft broker inside this process (data under data-dir/kafka).");
+    static final ConfigKey PORT =
+        ConfigKey.of(
+            "probestream.kafka.port", "0", "Port of the embedded broker; 0 picks a free one.");
+    static final ConfigKey GROUP =
+        ConfigKey.of("probestream.kafka.group-id", "probestream", "Consumer group of the service.");
+
+    public Kafka {
+      if (!embedded && bootstrapServers.isBlank()) {
+        throw new ConfigException(
+            BOOTSTRAP.name()
+                + " is empty and "
+                + EMBEDDED.name()
+                + " = false: name a cluster (--bootstrap-servers) or use --embedded-kafka");
+      }
+      if (embedded && !bootstrapServers.isBlank()) {
+        throw new ConfigException(
+            BOOTSTRAP.name()
+                + " = "
+                + bootstrapServers
+                + " and "
+                + EMBEDDED.name()
+                + " = true: choose one");
+      }
+    }
+
+    static Kafka take(ConfigSource s) {
+      return new Kafka(
+          s.take(BOOTSTRAP), s.takeBoolean(EMBEDDED), s.takeInt(PORT, 0, 65535), s.take(GROUP));
+    }
+  }
+
+  /** The HTTP server: metrics, health, API. */
+  public record Http(String host, int port) {
+    static final ConfigKey HOST =
+        ConfigKey.of("probestream.http.host", "0.0.0.0", "Address the HTTP server binds.");
+    static final ConfigKey PORT =
+        ConfigKey.of(
+            "probestream.http.port",
+            "8080",
+            "HTTP port (/metrics, /health, /api); 0 picks a free one.");
+
+    static Http take(ConfigSource s) {
+      return new Http(s.take(HOST), s.takeInt(PORT, 0, 65535));
+    }
+  }
+
+  /** Topic names and how the service creates missing topics. */
+  public record TopicsConfig(String prefix, int partitions, short replication) {
+    static final ConfigKey PREFIX =
+        ConfigKey.of("probestream.topics.prefix", "probestream.", "Prefix of every topic name.");
+    static final ConfigKey PARTITIONS =
+        ConfigKey.of(
+            "probestream.topics.partitions", "3", "Partitions of the topics the service creates.");
+    static final ConfigKey REPLICATION =
+        ConfigKey.of(
+            "probestream.topics.replication",
+            "1",
+            "Replication factor of the topics the service creates.");
+
+    static TopicsConfig take(ConfigSource s) {
+      return new TopicsConfig(
+          s.take(PREFIX), s.takeInt(PARTITIONS, 1, 10_000), (short) s.takeInt(REPLICATION, 1, 32));
+    }
+  }
+
+  /** The worker pool that runs ONNX Runtime and the probe math. */
+  public record Workers(int threads, int maxInFlight) {
+    static final ConfigKey THREADS =
+        ConfigKey.of("probestream.workers.threads", "", "Worker threads (default: CPU cores).");
+    static final ConfigKey MAX_IN_FLIGHT =
+        ConfigKey.of(
+            "probestream.workers.max-in-flight",
+            "",
+            "Tasks in flight before intake pauses (default: 2 × threads).");
+
+    public Workers {
+      if (maxInFlight < threads) {
+        throw new ConfigException(
+            MAX_IN_FLIGHT.name()
+                + " = "
+                + maxInFlight
+                + " is below "
+                + THREADS.name()
+                + " = "
+                + threads
+                + ", so threads would sit idle; raise the first or lower the second");
+      }
+    }
+
+    static Workers take(ConfigSource s) {
+      int cores = Runtime.getRuntime().availableProcessors();
+      String t = s.take(THREADS);
+      int threads = t.isEmpty() ? cores : parse(THREADS, t, 1, 256);
+      String m = s.take(MAX_IN_FLIGHT);
+      return new Workers(threads, m.isEmpty() ? 2 * threads : parse(MAX_IN_FLIGHT, m, 1, 4096));
+    }
+  }
+
+  /** Size limits of inputs (DESIGN.md §7). */
+  public record Limits(long maxBatchBytes, long maxModelBytes, int maxReferenceSamples) {
+    static final ConfigKey MAX_BATCH =
+        ConfigKey.of(
+            "probestream.limits.max-batch-bytes",
+            "67108864",
+            "Largest batch record; topics the service creates allow it.");
+    static final ConfigKey MAX_MODEL =
+        ConfigKey.of(
+            "probestream.limits.max-model-bytes", "2147483639", "Largest model (blob or file).");
+    static final ConfigKey MAX_REFERENCE =
+        ConfigKey.of(
+            "probestream.limits.max-reference-samples",
+            "50000",
+            "Most samples in one experiment's reference set.");
+
+    static Limits take(ConfigSource s) {
+      return new Limits(
+          s.takeLong(MAX_BATCH, 1024, 1L << 30),
+          s.takeLong(MAX_MODEL, 1024, Integer.MAX_VALUE - 8),
+          s.takeInt(MAX_REFERENCE, 1, 10_000_000));
+    }
+  }
+
+  /** How long a checkpoint may wait for its blob or reference set. */
+  public record Pending(int maxCheckpoints, long maxAgeMs) {
+    static final ConfigKey MAX =
+        ConfigKey.of(
+            "probestream.pending.max-checkpoints",
+            "16",
+            "Checkpoints one experiment may hold waiting; past it the oldest goes to the DLQ.");
+    static final ConfigKey AGE =
+        ConfigKey.of(
+            "probestream.pending.max-age-ms",
+            "600000",
+            "How long a checkpoint may wait for its blob or reference set.");
+
+    static Pending take(ConfigSource s) {
+      return new Pending(s.takeInt(MAX, 1, 100_000), s.takeLong(AGE, 1, 7L * 24 * 3600 * 1000));
+    }
+  }
+
+  /** Model loading and inference. */
+  public record Model(List<Path> fileRoots, String device, int batchSize, long featureCacheBytes) {
+    static final ConfigKey FILE_ROOTS =
+        ConfigKey.of(
+            "probestream.model.file-roots",
+            "",
+            "Directories a file:// model URI may point into (comma-separated); empty refuses file URIs.");
+    static final ConfigKey DEVICE =
+        ConfigKey.of("probestream.model.device", "auto", "auto, cpu or cuda[:N].");
+    static final ConfigKey BATCH_SIZE =
+        ConfigKey.of("probestream.model.batch-size", "256", "Samples per inference run.");
+    static final ConfigKey CACHE =
+        ConfigKey.of(
+            "probestream.model.feature-cache-bytes",
+            "536870912",
+            "Features kept between the two probe passes of one checkpoint; above it inference runs twice.");
+
+    static Model take(ConfigSource s) {
+      List<Path> roots = new ArrayList<>();
+      for (String r : s.takeList(FILE_ROOTS)) {
+        roots.add(Path.of(r).toAbsolutePath().normalize());
+      }
+      return new Model(
+          List.copyOf(roots),
+          s.take(DEVICE),
+          s.takeInt(BATCH_SIZE, 1, 1 << 20),
+          s.takeLong(CACHE, 0, Long.MAX_VALUE));
+    }
+  }
+
+  /** Every record takes its keys from {@code source}; leftover keys are an error. */
+  public static ProbestreamConfig load(ConfigSource source) {
+    ProbestreamConfig c =
+        new ProbestreamConfig(
+            Kafka.take(source),
+            Http.take(source),
+            TopicsConfig.take(source),
+            Workers.take(source),
+            Limits.take(source),
+            Pending.take(source),
+            Model.take(source),
+            Path.of(source.take(DATA_DIR)).toAbsolutePath().normalize());
+    source.rejectUnknown();
+    return c;
+  }
+
+  /** Convenience for tests and embedded use: flags only, no file, no environment. */
+  public static ProbestreamConfig of(Map<String, String> flags) {
+    return load(ConfigSource.of(null, Map.of(), flags));
+  }
+
+  /** Every key, in declaration order, for documentation. */
+  public static List<ConfigKey> keys() {
+    return List.of(
+        Kafka.BOOTSTRAP,
+        Kafka.EMBEDDED,
+        Kafka.PORT,
+        Kafka.GROUP,
+        Http.HOST,
+        Http.PORT,
+        DATA_DIR,
+        TopicsConfig.PREFIX,
+        TopicsConfig.PARTITIONS,
+        TopicsConfig.REPLICATION,
+        Workers.THREADS,
+        Workers.MAX_IN_FLIGHT,
+        Limits.MAX_BATCH,
+        Limits.MAX_MODEL,
+        Limits.MAX_REFERENCE,
+        Pending.MAX,
+        Pending.AGE,
+        Model.FILE_ROOTS,
+        Model.DEVICE,
+        Model.BATCH_SIZE,
+        Model.CACHE);
+  }
+
+  /** The README's configuration table, generated from the key declarations. */
+  public static String markdownTable() {
+    StringBuilder sb =
+        new StringBuilder("| key | environment | default | description |\n|---|---|---|---|\n");
+    for (ConfigKey k : keys()) {
+      sb.append("| `")
+          .append(k.name())
+          .append("` | `")
+          .append(k.environmentVariable())
+          .append("` | ")
+          .append(k.defaultValue().isEmpty() ? "" : "`" + k.defaultValue() + "`")
+          .append(" | ")
+          .append(k.description())
+          .append(" |\n");
+    }
+    return sb.toString();
+  }
+
+  private static int parse(ConfigKey key, String text, int min, int max) {
+    int v;
+    try {
+      v = Integer.parseInt(text.trim());
+    } catch (NumberFormatException e) {
+      throw new ConfigException(key.name() + " = '" + text + "': must be an integer");
+    }
+    if (v < min || v > max) {
+      throw new ConfigException(key.name() + " = " + v + ": must be " + min + ".." + max);
+    }
+    return v;
+  }
+
+  /** The topic names of this configuration. */
+  public io.probestream.contracts.topics.Topics topicNames() {
+    return new io.probestream.contracts.topics.Topics(topics.prefix());
+  }
+}
