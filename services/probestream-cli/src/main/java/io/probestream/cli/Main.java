@@ -12,7 +12,14 @@ import picocli.CommandLine.Command;
     description =
         "Live probes of what a neural network has learned: neural collapse, feature"
             + " complexity and predictive multiplicity, offline or streaming over Kafka.",
-    subcommands = {ProbeCommand.class, InspectCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {
+      DemoCommand.class,
+      ServeCommand.class,
+      ProbeCommand.class,
+      PublishCommand.class,
+      InspectCommand.class,
+      CommandLine.HelpCommand.class
+    })
 public final class Main implements Runnable {
   /** Exit code for a failure while running (bad model, bad data). */
   public static final int FAILURE = 1;
@@ -28,6 +35,8 @@ public final class Main implements Runnable {
   }
 
   public static void main(String[] args) {
+    System.setProperty(
+        "java.util.logging.SimpleFormatter.format", "%1$tH:%1$tM:%1$tS %4$s %3$s: %5$s%6$s%n");
     System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
   }
 

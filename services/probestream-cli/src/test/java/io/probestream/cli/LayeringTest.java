@@ -1,5 +1,6 @@
 package io.probestream.cli;
 
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
 
@@ -55,6 +56,28 @@ class LayeringTest {
           .dependOnClassesThat()
           .resideInAPackage("io.probestream.cli..")
           .because("the CLI is wiring only");
+
+  @ArchTest
+  static final ArchRule serviceLeavesTestCodeAlone =
+      noClasses()
+          .that()
+          .resideInAPackage("io.probestream.service..")
+          .should()
+          .dependOnClassesThat()
+          .resideInAnyPackage("io.probestream.testkit..", "io.probestream.embedded..")
+          .because(
+              "the service runs against any cluster; only the CLI wires in the embedded broker");
+
+  @ArchTest
+  static final ArchRule verticlesAreNamedAndPlaced =
+      classes()
+          .that()
+          .areAssignableTo(io.vertx.core.VerticleBase.class)
+          .should()
+          .haveSimpleNameEndingWith("Verticle")
+          .andShould()
+          .resideInAPackage("io.probestream.service..")
+          .because("one verticle per concern, easy to find");
 
   @ArchTest
   static final ArchRule noPackageCycles =

@@ -117,6 +117,40 @@ public record CheckpointManifest(
     layers = Collections.unmodifiableMap(new LinkedHashMap<>(layers));
   }
 
+  /** The manifest as JSON, the form the {@code checkpoints} topic carries. */
+  public byte[] toJson() {
+    com.fasterxml.jackson.databind.node.ObjectNode o = JSON.createObjectNode();
+    o.put("experiment", experiment);
+    o.put("run", run);
+    o.put("step", step);
+    if (epoch != null) {
+      o.put("epoch", epoch);
+    }
+    if (!metrics.isEmpty()) {
+      com.fasterxml.jackson.databind.node.ObjectNode m = o.putObject("metrics");
+      metrics.forEach(m::put);
+    }
+    com.fasterxml.jackson.databind.node.ObjectNode model = o.putObject("model");
+    if (this.model instanceof Blob b) {
+      model
+          .putObject("blob")
+          .put("sha256", b.sha256())
+          .put("size", b.size())
+          .put("chunks", b.chunks());
+    } else {
+      model.put("uri", ((Uri) this.model).uri());
+    }
+    o.put("input", input);
+    com.fasterxml.jackson.databind.node.ObjectNode l = o.putObject("layers");
+    layers.forEach(l::put);
+    o.put("logits", logits);
+    if (classifierWeight != null) {
+      o.put("classifier_weight", classifierWeight);
+    }
+    o.put("classes", classes);
+    return o.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  }
+
   /** Parses and validates a manifest from JSON; errors name the field, the value and the rule. */
   public static CheckpointManifest parse(byte[] json) {
     JsonNode root;

@@ -1,0 +1,423 @@
+package io.probestream.service.engine;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import io.probestream.contracts.checkpoint.CheckpointManifest;
+import io.probestream.contracts.checkpoint.ManifestException;
+import io.probestream.contracts.config.ProbestreamConfig;
+import io.probestream.contracts.result.ProbeResult;
+import io.probestream.contracts.safetensors.Safetensors;
+import io.probestream.contracts.safetensors.SafetensorsException;
+import io.probestream.contracts.safetensors.TensorInfo;
+import io.probestream.contracts.topics.DlqReason;
+import io.probestream.contracts.topics.Headers;
+import io.probestream.inference.CheckpointEvaluator;
+import io.probestream.inference.EvaluationSpec;
+import io.probestream.inference.Reduction;
+import io.probestream.inference.ReferenceBatch;
+import io.probestream.probes.ProbeOutput;
+import io.probestream.probes.collapse.NeuralCollapseProbe;
+import io.probestream.service.ingest.ReferenceIngest;
+import io.probestream.service.metrics.ServiceMetrics;
+import io.probestream.service.publish.ResultPublisher;
+import io.probestream.service.record.InputRecord;
+import io.probestream.service.record.PoisonException;
+import io.probestream.service.store.BlobStore;
+import io.probestream.service.work.Workers;
+import io.vertx.core.Context;
+import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import java.io.IOException;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Logger;
+
+/**
+ * Turns checkpoint records into probe results: validates the manifest, keeps the checkpoint waiting
+ * (bounded by count and age) until its model blob and its experiment's reference set are complete,
+ * evaluates it on the worker pool, and publishes the results. A checkpoint record is done when its
+ * results are acknowledged, or fails with a {@link PoisonException}. Owned by the intake verticle's
+ * event loop.
+ */
+public final class CheckpointEngine {
+  private static final Logger LOG = Logger.getLogger(CheckpointEngine.class.getName());
+
+  private final Context context;
+  private final ProbestreamConfig config;
+  private final Workers workers;
+  private final BlobStore blobs;
+  private final ReferenceIngest references;
+  private final ResultPublisher publisher;
+  private final ServiceMetrics metrics;
+  private final CheckpointEvaluator evaluator;
+  private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>();
+  private final Map<String, List<ReferenceBatch>> parsed = new LinkedHashMap<>(); // worker-owned
+
+  private record Waiting(
+      CheckpointManifest manifest, InputRecord record, Promise<Void> done, long since) {
+    String blobSha() {
+      return manifest.model() instanceof CheckpointManifest.Blob b ? b.sha256() : null;
+    }
+  }
+
+  public CheckpointEngine(
+      Context context,
+      ProbestreamConfig config,
+      Workers workers,
+      BlobStore blobs,
+      ReferenceIngest references,
+      ResultPublisher publisher,
+      ServiceMetrics metrics) {
+    this.context = context;
+    this.config = config;
+    this.workers = workers;
+    this.blobs = blobs;
+    this.references = references;
+    this.publisher = publisher;
+    this.metrics = metrics;
+    // Workers run checkpoints side by side; one intra-op thread each avoids oversubscription.
+    this.evaluator =
+        new CheckpointEvaluator(
+            new CheckpointEvaluator.Config(
+                config.model().batchSize(),
+                config.model().featureCacheBytes(),
+                io.probestream.inference.Device.parse(config.model().device()),
+                1));
+  }
+
+  public Future<Void> onCheckpoint(InputRecord r) {
+    r.requireCloudEvent(Headers.TYPE_CHECKPOINT);
+    String key = r.requireKey();
+    CheckpointManifest m;
+    try {
+      m = CheckpointManifest.parse(r.value());
+    } catch (ManifestException e) {
+      DlqReason reason =
+          e.getCause() instanceof JsonProcessingException
+              ? DlqReason.INVALID_JSON
+              : DlqReason.INVALID_MANIFEST;
+      throw new PoisonException(reason, e.getMessage(), e);
+    }
+    if (!key.equals(m.experiment())) {
+      throw new PoisonException(
+          DlqReason.KEY_MISMATCH,
+          "record key '" + key + "' is not the manifest's experiment '" + m.experiment() + "'");
+    }
+    if (m.model() instanceof CheckpointManifest.Blob b
+        && b.size() > config.limits().maxModelBytes()) {
+      throw new PoisonException(
+          DlqReason.PAYLOAD_TOO_LARGE,
+          "model.blob.size = "
+              + b.size()
+              + "; limit probestream.limits.max-model-bytes = "
+              + config.limits().maxModelBytes());
+    }
+    if (m.model() instanceof CheckpointManifest.Uri u) {
+      checkUri(u.uri());
+    }
+    Promise<Void> done = Promise.promise();
+    Deque<Waiting> q = waiting.computeIfAbsent(m.experiment(), k -> new ArrayDeque<>());
+    q.addLast(new Waiting(m, r, done, System.currentTimeMillis()));
+    while (q.size() > config.pending().maxCheckpoints()) {
+      Waiting oldest = q.removeFirst();
+      oldest
+          .done()
+          .fail(
+              incomplete(
+                  oldest,
+                  "more than probestream.pending.max-checkpoints = "
+                      + config.pending().maxCheckpoints()
+                      + " checkpoints are waiting"));
+    }
+    tryStart(m.experiment());
+    return done.future();
+  }
+
+  private void checkUri(String uri) {
+    URI u;
+    try {
+      u = new URI(uri);
+    } catch (URISyntaxException e) {
+      throw new PoisonException(
+          DlqReason.URI_NOT_ALLOWED, "model.uri = '" + uri + "' is not a URI");
+    }
+    if (!"file".equals(u.getScheme())) {
+      throw new PoisonException(
+          DlqReason.URI_NOT_ALLOWED,
+          "model.uri = '"
+              + uri
+              + "': only file:// URIs under probestream.model.file-roots are"
+              + " allowed in this version");
+    }
+    if (config.model().fileRoots().isEmpty()) {
+      throw new PoisonException(
+          DlqReason.URI_NOT_ALLOWED,
+          "model.uri = '"
+              + uri
+              + "': file URIs are refused while probestream.model.file-roots is empty");
+    }
+  }
+
+  /** A blob became available: start what waited for it. */
+  public void onBlob(String sha256) {
+    for (String experiment : List.copyOf(waiting.keySet())) {
+      tryStart(experiment);
+    }
+  }
+
+  /** A blob failed its checks: the checkpoints naming it fail the same way. */
+  public void onBlobFailed(String sha256, PoisonException cause) {
+    for (Deque<Waiting> q : waiting.values()) {
+      for (Iterator<Waiting> it = q.iterator(); it.hasNext(); ) {
+        Waiting w = it.next();
+        if (sha256.equals(w.blobSha())) {
+          it.remove();
+          w.done().fail(new PoisonException(cause.reason(), cause.getMessage()));
+        }
+      }
+    }
+  }
+
+  /** An experiment's reference set became complete. */
+  public void onReferenceComplete(String experiment) {
+    tryStart(experiment);
+  }
+
+  /** Sends checkpoints that waited longer than the configured age to the DLQ. */
+  public void expire() {
+    long cutoff = System.currentTimeMillis() - config.pending().maxAgeMs();
+    for (Deque<Waiting> q : waiting.values()) {
+      while (!q.isEmpty() && q.peekFirst().since() < cutoff) {
+        Waiting w = q.removeFirst();
+        w.done()
+            .fail(
+                incomplete(
+                    w,
+                    "it waited longer than probestream.pending.max-age-ms = "
+                        + config.pending().maxAgeMs()));
+      }
+    }
+  }
+
+  /** Checkpoints waiting now, over all experiments. */
+  public int waitingCount() {
+    int n = 0;
+    for (Deque<Waiting> q : waiting.values()) {
+      n += q.size();
+    }
+    return n;
+  }
+
+  private PoisonException incomplete(Waiting w, String why) {
+    String experiment = w.manifest().experiment();
+    if (references.complete(experiment) == null) {
+      return new PoisonException(
+          DlqReason.REFERENCE_SET_INCOMPLETE,
+          "checkpoint step "
+              + w.manifest().step()
+              + " of run '"
+              + w.manifest().run()
+              + "' dropped: the reference set of experiment '"
+              + experiment
+              + "' is incomplete (its final batch and every index before it must arrive) and "
+              + why);
+    }
+    return new PoisonException(
+        DlqReason.BLOB_INCOMPLETE,
+        "checkpoint step "
+            + w.manifest().step()
+            + " of run '"
+            + w.manifest().run()
+            + "' dropped: model blob "
+            + w.blobSha()
+            + " is incomplete and "
+            + why);
+  }
+
+  private void tryStart(String experiment) {
+    Deque<Waiting> q = waiting.get(experiment);
+    if (q == null) {
+      return;
+    }
+    ReferenceIngest.Complete reference = references.complete(experiment);
+    if (reference == null) {
+      return;
+    }
+    for (Iterator<Waiting> it = q.iterator(); it.hasNext(); ) {
+      Waiting w = it.next();
+      String sha = w.blobSha();
+      if (sha == null || blobs.has(sha)) {
+        it.remove();
+        evaluate(w, reference);
+      }
+    }
+    if (q.isEmpty()) {
+      waiting.remove(experiment);
+    }
+  }
+
+  private void evaluate(Waiting w, ReferenceIngest.Complete reference) {
+    CheckpointManifest m = w.manifest();
+    long start = System.nanoTime();
+    workers
+        .run(() -> compute(m, reference))
+        .compose(
+            results -> {
+              metrics.inferenceSeconds((System.nanoTime() - start) / 1e9);
+              return publisher.publish(context, results);
+            })
+        .onSuccess(
+            v -> {
+              metrics.checkpointSeconds((System.nanoTime() - start) / 1e9);
+              LOG.info(
+                  "published neural_collapse of "
+                      + m.experiment()
+                      + "/"
+                      + m.run()
+                      + " step "
+                      + m.step()
+                      + " ("
+                      + w.record().where()
+                      + ") in "
+                      + (System.nanoTime() - start) / 1_000_000
+                      + " ms");
+              w.done().complete();
+            })
+        .onFailure(w.done()::fail);
+  }
+
+  /** Blocking: loads the model and the reference data, runs inference and the probes. */
+  private List<ProbeResult> compute(CheckpointManifest m, ReferenceIngest.Complete reference)
+      throws IOException {
+    byte[] model =
+        m.model() instanceof CheckpointManifest.Blob b
+            ? blobs.read(b.sha256())
+            : readUri(((CheckpointManifest.Uri) m.model()).uri());
+    String modelSha =
+        m.model() instanceof CheckpointManifest.Blob b ? b.sha256() : ProbeResult.sha256Hex(model);
+    List<ReferenceBatch> batches = referenceBatches(reference, m.input());
+    EvaluationSpec spec =
+        new EvaluationSpec(
+            m.input(), m.layers(), m.logits(), m.classifierWeight(), m.classes(), Reduction.GAP);
+    long t0 = System.nanoTime();
+    CheckpointEvaluator.Evaluation e =
+        evaluator.evaluate(model, spec, batches, CheckpointEvaluator.Progress.NONE);
+    long latency = (System.nanoTime() - t0) / 1_000_000;
+    Instant now = Instant.now();
+    List<ProbeResult> results = new ArrayList<>();
+    for (Map.Entry<String, ProbeOutput> o : e.layers().entrySet()) {
+      results.add(
+          ProbeResult.of(
+              m.experiment(),
+              m.run(),
+              m.step(),
+              modelSha,
+              reference.sha256(),
+              NeuralCollapseProbe.NAME,
+              o.getKey(),
+              Headers.SPLIT_REFERENCE,
+              o.getValue().metrics(),
+              o.getValue().params(),
+              o.getValue().joinedNotes(),
+              e.device(),
+              now,
+              latency));
+    }
+    return results;
+  }
+
+  private byte[] readUri(String uri) throws IOException {
+    Path p;
+    try {
+      p = Path.of(new URI(uri)).toAbsolutePath().normalize();
+    } catch (URISyntaxException | IllegalArgumentException e) {
+      throw new PoisonException(
+          DlqReason.URI_NOT_ALLOWED, "model.uri = '" + uri + "': " + e.getMessage());
+    }
+    Path real;
+    try {
+      real = p.toRealPath();
+    } catch (NoSuchFileException e) {
+      throw new PoisonException(
+          DlqReason.MODEL_UNLOADABLE, "model.uri = '" + uri + "': no such file");
+    }
+    boolean allowed = false;
+    for (Path root : config.model().fileRoots()) {
+      Path r = Files.exists(root) ? root.toRealPath() : root;
+      allowed |= real.startsWith(r);
+    }
+    if (!allowed) {
+      throw new PoisonException(
+          DlqReason.URI_NOT_ALLOWED,
+          "model.uri = '"
+              + uri
+              + "' is outside probestream.model.file-roots = "
+              + config.model().fileRoots());
+    }
+    long size = Files.size(real);
+    if (size > config.limits().maxModelBytes()) {
+      throw new PoisonException(
+          DlqReason.PAYLOAD_TOO_LARGE,
+          "model file is "
+              + size
+              + " bytes; limit probestream.limits.max-model-bytes = "
+              + config.limits().maxModelBytes());
+    }
+    return Files.readAllBytes(real);
+  }
+
+  /**
+   * The reference batches decoded for this input tensor; a few sets stay decoded, since every
+   * checkpoint of an experiment reads the same one. Called from workers; synchronized.
+   */
+  private List<ReferenceBatch> referenceBatches(ReferenceIngest.Complete reference, String input)
+      throws IOException {
+    String key = reference.sha256() + "|" + input;
+    synchronized (parsed) {
+      List<ReferenceBatch> hit = parsed.get(key);
+      if (hit != null) {
+        return hit;
+      }
+    }
+    List<ReferenceBatch> batches = new ArrayList<>();
+    int index = 0;
+    for (Path f : reference.files()) {
+      Safetensors st = Safetensors.parse(Files.readAllBytes(f));
+      TensorInfo x = st.tensors().get(input);
+      if (x == null || !x.dtype().isFloat()) {
+        throw new PoisonException(
+            DlqReason.INPUT_MISMATCH,
+            "reference batch "
+                + index
+                + " has no floating-point tensor '"
+                + input
+                + "' (the manifest's input); it has "
+                + st.tensors().keySet());
+      }
+      try {
+        batches.add(new ReferenceBatch(st.floats(input), x.shape(), st.ints("labels")));
+      } catch (SafetensorsException e) {
+        throw new PoisonException(
+            DlqReason.MALFORMED_SAFETENSORS, "reference batch " + index + ": " + e.getMessage(), e);
+      }
+      index++;
+    }
+    synchronized (parsed) {
+      parsed.put(key, batches);
+      while (parsed.size() > 4) {
+        parsed.remove(parsed.keySet().iterator().next());
+      }
+    }
+    return batches;
+  }
+}

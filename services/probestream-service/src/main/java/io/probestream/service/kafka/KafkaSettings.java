@@ -1,0 +1,61 @@
+package io.probestream.service.kafka;
+
+import io.probestream.contracts.config.ProbestreamConfig;
+import java.util.HashMap;
+import java.util.Map;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.RangeAssignor;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/** Client settings derived from the configuration, in one place. Stateless. */
+public final class KafkaSettings {
+  /** Room for record overhead (headers, batch framing) above the payload limit. */
+  public static final int SLACK_BYTES = 1 << 20;
+
+  private KafkaSettings() {}
+
+  public static Map<String, String> consumer(ProbestreamConfig c, String bootstrap) {
+    String fetch = Long.toString(c.limits().maxBatchBytes() + SLACK_BYTES);
+    Map<String, String> m = new HashMap<>();
+    m.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    m.put(ConsumerConfig.GROUP_ID_CONFIG, c.kafka().groupId());
+    m.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    m.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    m.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, fetch);
+    m.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, fetch);
+    // Small polls keep what the consumer has fetched but not handed over small while paused.
+    m.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "16");
+    // Range assignment gives one instance the same partition number of every input topic, so an
+    // experiment's checkpoints, blobs and batches (all keyed by experiment) meet on one instance.
+    m.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, RangeAssignor.class.getName());
+    m.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    m.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    return m;
+  }
+
+  public static Map<String, Object> producer(ProbestreamConfig c, String bootstrap) {
+    Map<String, Object> m = new HashMap<>();
+    m.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    m.put(ProducerConfig.ACKS_CONFIG, "all");
+    m.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+    m.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+    // A dead-lettered batch carries its original value, up to the batch limit.
+    m.put(
+        ProducerConfig.MAX_REQUEST_SIZE_CONFIG,
+        Long.toString(c.limits().maxBatchBytes() + SLACK_BYTES));
+    m.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    m.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    return m;
+  }
+
+  public static Map<String, Object> admin(String bootstrap) {
+    Map<String, Object> m = new HashMap<>();
+    m.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    m.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+    m.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+    return m;
+  }
+}
