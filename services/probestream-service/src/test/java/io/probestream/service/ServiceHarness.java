@@ -1,0 +1,149 @@
+package io.probestream.service;
+
+import io.probestream.contracts.config.ProbestreamConfig;
+import io.probestream.contracts.topics.Headers;
+import io.probestream.contracts.topics.Topics;
+import io.probestream.testkit.KafkaTestCluster;
+import io.vertx.core.Vertx;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/**
+ * The service started in-process against the test broker with a topic prefix of its own, plus a
+ * plain Kafka producer to feed it records exactly as an outside client would. Close it at the end
+ * of the test (service, then Vert.x, then the producer).
+ */
+public final class ServiceHarness implements AutoCloseable {
+  public final KafkaTestCluster kafka;
+  public final Topics topics;
+  public final ProbestreamConfig config;
+  public final Path dataDir;
+  public final Vertx vertx;
+  public final ProbestreamService service;
+  private final KafkaProducer<byte[], byte[]> producer;
+  private final HttpClient http = HttpClient.newHttpClient();
+
+  private ServiceHarness(
+      KafkaTestCluster kafka,
+      ProbestreamConfig config,
+      Path dataDir,
+      Vertx vertx,
+      ProbestreamService service) {
+    this.kafka = kafka;
+    this.config = config;
+    this.topics = config.topicNames();
+    this.dataDir = dataDir;
+    this.vertx = vertx;
+    this.service = service;
+    Map<String, Object> p = new LinkedHashMap<>();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, "16777216");
+    this.producer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+  }
+
+  /**
+   * Starts the service with the test's topic prefix and a fresh data dir; {@code set} overrides
+   * keys.
+   */
+  public static ServiceHarness start(KafkaTestCluster kafka, Map<String, String> set)
+      throws Exception {
+    return start(kafka, Files.createTempDirectory("probestream-it-"), set);
+  }
+
+  /** As {@link #start(KafkaTestCluster, Map)} on a given data dir (to test restarts). */
+  public static ServiceHarness start(KafkaTestCluster kafka, Path dataDir, Map<String, String> set)
+      throws Exception {
+    Map<String, String> flags = new LinkedHashMap<>();
+    flags.put("kafka.bootstrap-servers", kafka.bootstrapServers());
+    flags.put("kafka.group-id", kafka.topicPrefix() + "group");
+    flags.put("topics.prefix", kafka.topicPrefix());
+    flags.put("topics.partitions", "1");
+    flags.put("http.port", "0");
+    flags.put("http.host", "127.0.0.1");
+    flags.put("data-dir", dataDir.toString());
+    flags.put("model.device", "cpu");
+    flags.putAll(set);
+    ProbestreamConfig config = ProbestreamConfig.of(flags);
+    Vertx vertx = Vertx.vertx();
+    ProbestreamService service =
+        ProbestreamService.start(vertx, config, kafka.bootstrapServers())
+            .toCompletionStage()
+            .toCompletableFuture()
+            .get(60, TimeUnit.SECONDS);
+    return new ServiceHarness(kafka, config, dataDir, vertx, service);
+  }
+
+  /** CloudEvents headers (binary mode) plus the given extra headers, as name, value pairs. */
+  public static Map<String, String> cloudEvent(String type, String... extra) {
+    Map<String, String> h = new LinkedHashMap<>();
+    h.put(Headers.SPECVERSION, "1.0");
+    h.put(Headers.ID, UUID.randomUUID().toString());
+    h.put(Headers.SOURCE, "it");
+    h.put(Headers.TYPE, type);
+    for (int i = 0; i < extra.length; i += 2) {
+      h.put(extra[i], extra[i + 1]);
+    }
+    return h;
+  }
+
+  /** Sends one record and waits for the broker's acknowledgement. */
+  public void send(String topic, String key, byte[] value, Map<String, String> headers)
+      throws Exception {
+    ProducerRecord<byte[], byte[]> r =
+        new ProducerRecord<>(
+            topic, null, key == null ? null : key.getBytes(StandardCharsets.UTF_8), value);
+    headers.forEach((k, v) -> r.headers().add(k, v.getBytes(StandardCharsets.UTF_8)));
+    producer.send(r).get(30, TimeUnit.SECONDS);
+  }
+
+  /** Reads every record of a topic from the start (fresh consumer, no group). */
+  public List<ConsumerRecord<byte[], byte[]>> read(String topic, int atLeast, Duration timeout) {
+    return kafka.readAll(topic, atLeast, timeout);
+  }
+
+  /** GET on the service's HTTP port: status and body. */
+  public HttpResponse<String> get(String path) throws IOException, InterruptedException {
+    return http.send(
+        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + service.httpPort() + path))
+            .timeout(Duration.ofSeconds(10))
+            .build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  /** The text of a record header, or null. */
+  public static String header(ConsumerRecord<byte[], byte[]> r, String name) {
+    var h = r.headers().lastHeader(name);
+    return h == null ? null : new String(h.value(), StandardCharsets.UTF_8);
+  }
+
+  @Override
+  public void close()
+      throws java.util.concurrent.ExecutionException, java.util.concurrent.TimeoutException {
+    try {
+      service.stop().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      vertx.close();
+      producer.close(Duration.ofSeconds(5));
+    }
+  }
+}
