@@ -1,0 +1,97 @@
+package io.probestream.contracts.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ProbestreamConfigTest {
+  @TempDir Path dir;
+
+  @Test
+  void flagsBeatEnvironmentWhichBeatsTheFileWhichBeatsDefaults() throws Exception {
+    Path file = dir.resolve("p.properties");
+    Files.writeString(
+        file,
+        "probestream.http.port=9000\nworkers.threads=3\nprobestream.pending.max-checkpoints=5\n"
+            + "probestream.kafka.embedded=true\n");
+    Map<String, String> env =
+        Map.of("PROBESTREAM_WORKERS_THREADS", "2", "PROBESTREAM_PENDING_MAX_CHECKPOINTS", "7");
+    ProbestreamConfig c =
+        ProbestreamConfig.load(ConfigSource.of(file, env, Map.of("pending.max-checkpoints", "9")));
+    assertThat(c.http().port()).isEqualTo(9000); // file over default
+    assertThat(c.workers().threads()).isEqualTo(3); // file over environment for the same key
+    assertThat(c.pending().maxCheckpoints()).isEqualTo(9); // flag over both
+    assertThat(c.workers().maxInFlight()).isEqualTo(6); // default: 2 × threads
+    assertThat(c.limits().maxBatchBytes()).isEqualTo(67_108_864); // default
+    assertThat(c.topicNames().batches()).isEqualTo("probestream.batches");
+  }
+
+  @Test
+  void environmentFillsWhatNoFileOrFlagSets() {
+    ProbestreamConfig c =
+        ProbestreamConfig.load(
+            ConfigSource.of(
+                null,
+                Map.of(
+                    "PROBESTREAM_KAFKA_BOOTSTRAP_SERVERS", "k:9092", "PROBESTREAM_HTTP_PORT", "81"),
+                Map.of()));
+    assertThat(c.kafka().bootstrapServers()).isEqualTo("k:9092");
+    assertThat(c.http().port()).isEqualTo(81);
+  }
+
+  @Test
+  void anUnknownKeyIsAnErrorThatSuggestsTheNearestOne() {
+    assertThatThrownBy(
+            () -> ProbestreamConfig.of(Map.of("kafka.embedded", "true", "worker.threads", "2")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(
+            "probestream.worker.threads: unknown key; did you mean probestream.workers.threads?");
+  }
+
+  @Test
+  void invalidValuesNameTheKeyAndTheRule() {
+    assertThatThrownBy(
+            () -> ProbestreamConfig.of(Map.of("kafka.embedded", "true", "workers.threads", "0")))
+        .hasMessage("probestream.workers.threads = 0: must be 1..256");
+    assertThatThrownBy(() -> ProbestreamConfig.of(Map.of("kafka.embedded", "yes")))
+        .hasMessage("probestream.kafka.embedded = 'yes': must be true or false");
+    assertThatThrownBy(
+            () ->
+                ProbestreamConfig.of(
+                    Map.of(
+                        "kafka.embedded",
+                        "true",
+                        "workers.threads",
+                        "4",
+                        "workers.max-in-flight",
+                        "2")))
+        .hasMessage(
+            "probestream.workers.max-in-flight = 2 is below probestream.workers.threads = 4, so threads"
+                + " would sit idle; raise the first or lower the second");
+    assertThatThrownBy(() -> ProbestreamConfig.of(Map.of()))
+        .hasMessage(
+            "probestream.kafka.bootstrap-servers is empty and probestream.kafka.embedded = false: name a"
+                + " cluster (--bootstrap-servers) or use --embedded-kafka");
+  }
+
+  @Test
+  void environmentNamesDeriveFromKeys() {
+    assertThat(ConfigKey.of("probestream.workers.max-in-flight", "", "").environmentVariable())
+        .isEqualTo("PROBESTREAM_WORKERS_MAX_IN_FLIGHT");
+  }
+
+  @Test
+  void readmeConfigTableIsTheGeneratedOne() throws Exception {
+    String readme = Files.readString(Path.of("../../README.md"));
+    int start = readme.indexOf("<!-- config-table:start -->\n");
+    int end = readme.indexOf("<!-- config-table:end -->");
+    assertThat(start).as("README has the config table markers").isNotNegative();
+    assertThat(readme.substring(start + "<!-- config-table:start -->\n".length(), end))
+        .isEqualTo(ProbestreamConfig.markdownTable());
+  }
+}
