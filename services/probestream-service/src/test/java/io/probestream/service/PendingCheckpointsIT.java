@@ -1,0 +1,142 @@
+package io.probestream.service;
+
+import static io.probestream.service.ServiceHarness.cloudEvent;
+import static io.probestream.service.ServiceHarness.header;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.probestream.contracts.result.ProbeResult;
+import io.probestream.contracts.topics.Headers;
+import io.probestream.testkit.KafkaTestCluster;
+import io.probestream.testkit.ProbestreamIT;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.junit.jupiter.api.Test;
+
+/** DESIGN.md §3 "Pending checkpoints": bounded by count and by age, then dead-lettered. */
+@ProbestreamIT
+class PendingCheckpointsIT {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private static byte[] manifest(String experiment, long step, String sha, int size) {
+    return Fixtures.manifest(experiment, "r", step, sha, size, 1, "{\"h\":\"h\"}", ",\"classes\":3")
+        .getBytes(StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void aCheckpointWaitingTooLongForItsReferenceSetIsDeadLettered(KafkaTestCluster kafka)
+      throws Exception {
+    byte[] model = Fixtures.ncbModel();
+    String sha = ProbeResult.sha256Hex(model);
+    try (ServiceHarness h = ServiceHarness.start(kafka, Map.of("pending.max-age-ms", "400"))) {
+      // Only batch 1 of the reference set (marked final) arrives: the set stays incomplete.
+      h.send(
+          h.topics.batches(),
+          "late",
+          Fixtures.ncbBatch(1),
+          cloudEvent(
+              Headers.TYPE_BATCH,
+              Headers.EXPERIMENT,
+              "late",
+              Headers.SPLIT,
+              "reference",
+              Headers.BATCH_INDEX,
+              "1",
+              Headers.FINAL,
+              "true"));
+      h.send(
+          h.topics.checkpoints(),
+          "late",
+          manifest("late", 1, sha, model.length),
+          cloudEvent(Headers.TYPE_CHECKPOINT));
+      List<ConsumerRecord<byte[], byte[]>> dlq = h.read(h.topics.dlq(), 1, Duration.ofSeconds(20));
+      assertThat(dlq).hasSize(1);
+      assertThat(header(dlq.get(0), Headers.DLQ_REASON)).isEqualTo("reference_set_incomplete");
+      assertThat(header(dlq.get(0), Headers.DLQ_MESSAGE))
+          .isEqualTo(
+              "checkpoint step 1 of run 'r' dropped: the reference set of experiment 'late' is incomplete"
+                  + " (its final batch and every index before it must arrive) and it waited longer than"
+                  + " probestream.pending.max-age-ms = 400");
+      assertThat(header(dlq.get(0), Headers.DLQ_SOURCE_TOPIC)).isEqualTo(h.topics.checkpoints());
+
+      // Batch 0 completes the set; a new checkpoint whose blob also arrives then runs.
+      h.send(
+          h.topics.batches(),
+          "late",
+          Fixtures.ncbBatch(0),
+          cloudEvent(
+              Headers.TYPE_BATCH,
+              Headers.EXPERIMENT,
+              "late",
+              Headers.SPLIT,
+              "reference",
+              Headers.BATCH_INDEX,
+              "0"));
+      h.send(
+          h.topics.blobs(),
+          "late",
+          model,
+          cloudEvent(
+              Headers.TYPE_BLOB,
+              Headers.BLOB_SHA256,
+              sha,
+              Headers.BLOB_INDEX,
+              "0",
+              Headers.BLOB_COUNT,
+              "1",
+              Headers.BLOB_SIZE,
+              Integer.toString(model.length)));
+      h.send(
+          h.topics.checkpoints(),
+          "late",
+          manifest("late", 2, sha, model.length),
+          cloudEvent(Headers.TYPE_CHECKPOINT));
+      List<ConsumerRecord<byte[], byte[]>> results =
+          h.read(h.topics.results(), 1, Duration.ofSeconds(30));
+      assertThat(results).hasSize(1);
+      assertThat(JSON.readTree(results.get(0).value()).get("step").asLong()).isEqualTo(2);
+    }
+  }
+
+  @Test
+  void pastTheCountBoundTheOldestWaitingCheckpointIsDeadLettered(KafkaTestCluster kafka)
+      throws Exception {
+    try (ServiceHarness h = ServiceHarness.start(kafka, Map.of("pending.max-checkpoints", "2"))) {
+      String sha = "ab".repeat(32); // a blob that never arrives
+      for (int step = 1; step <= 3; step++) {
+        h.send(
+            h.topics.batches(),
+            "x",
+            Fixtures.ncbBatch(0),
+            cloudEvent(
+                Headers.TYPE_BATCH,
+                Headers.EXPERIMENT,
+                "x",
+                Headers.SPLIT,
+                "reference",
+                Headers.BATCH_INDEX,
+                "0",
+                Headers.FINAL,
+                "true"));
+        h.send(
+            h.topics.checkpoints(),
+            "x",
+            manifest("x", step, sha, 100),
+            cloudEvent(Headers.TYPE_CHECKPOINT));
+      }
+      List<ConsumerRecord<byte[], byte[]>> dlq = h.read(h.topics.dlq(), 1, Duration.ofSeconds(20));
+      assertThat(dlq).hasSize(1); // only step 1; steps 2 and 3 still wait
+      assertThat(header(dlq.get(0), Headers.DLQ_REASON)).isEqualTo("blob_incomplete");
+      assertThat(JSON.readTree(dlq.get(0).value()).get("step").asLong()).isEqualTo(1);
+      assertThat(header(dlq.get(0), Headers.DLQ_MESSAGE))
+          .isEqualTo(
+              "checkpoint step 1 of run 'r' dropped: model blob "
+                  + sha
+                  + " is incomplete and more than"
+                  + " probestream.pending.max-checkpoints = 2 checkpoints are waiting");
+    }
+  }
+}
