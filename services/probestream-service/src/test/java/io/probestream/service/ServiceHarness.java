@@ -39,6 +39,7 @@ public final class ServiceHarness implements AutoCloseable {
   public final ProbestreamService service;
   private final KafkaProducer<byte[], byte[]> producer;
   private final HttpClient http = HttpClient.newHttpClient();
+  private boolean ownsDataDir;
 
   private ServiceHarness(
       KafkaTestCluster kafka,
@@ -144,6 +145,17 @@ public final class ServiceHarness implements AutoCloseable {
     } finally {
       vertx.close();
       producer.close(Duration.ofSeconds(5));
+      if (ownsDataDir) {
+        deleteTree(dataDir);
+      }
+    }
+  }
+
+  private static void deleteTree(Path dir) {
+    try (var paths = Files.walk(dir)) {
+      paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException e) {
+      // a temp dir left behind is harmless; the test's outcome does not depend on it
     }
   }
 }

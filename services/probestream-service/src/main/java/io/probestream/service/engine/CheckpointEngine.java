@@ -36,6 +36,7 @@ import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -51,6 +52,7 @@ import java.util.logging.Logger;
  */
 public final class CheckpointEngine {
   private static final Logger LOG = Logger.getLogger(CheckpointEngine.class.getName());
+  private static final long DECODED_CACHE_BYTES = 256L << 20;
 
   private final Context context;
   private final ProbestreamConfig config;
@@ -61,6 +63,7 @@ public final class CheckpointEngine {
   private final ServiceMetrics metrics;
   private final CheckpointEvaluator evaluator;
   private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>();
+  private final Map<String, Future<Void>> publishing = new HashMap<>(); // experiment → last publish
   private final Map<String, List<ReferenceBatch>> parsed = new LinkedHashMap<>(); // worker-owned
 
   private record Waiting(
@@ -269,13 +272,22 @@ public final class CheckpointEngine {
   private void evaluate(Waiting w, ReferenceIngest.Complete reference) {
     CheckpointManifest m = w.manifest();
     long start = System.nanoTime();
-    workers
-        .run(() -> compute(m, reference))
-        .compose(
-            results -> {
-              metrics.inferenceSeconds((System.nanoTime() - start) / 1e9);
-              return publisher.publish(context, results);
-            })
+    // Checkpoints compute side by side but publish in the order they started, per experiment, so
+    // results (and probestream_probe_last_step) never go back in step order.
+    Future<Void> previous = publishing.getOrDefault(m.experiment(), Future.succeededFuture());
+    Future<Void> published =
+        workers
+            .run(() -> compute(m, reference))
+            .compose(
+                results -> {
+                  metrics.inferenceSeconds((System.nanoTime() - start) / 1e9);
+                  return previous.transform(x -> publisher.publish(context, results));
+                });
+    Future<Void> tail =
+        Future.join(previous, published).transform(x -> Future.<Void>succeededFuture());
+    publishing.put(m.experiment(), tail);
+    tail.onComplete(x -> publishing.remove(m.experiment(), tail));
+    published
         .onSuccess(
             v -> {
               metrics.checkpointSeconds((System.nanoTime() - start) / 1e9);
@@ -377,9 +389,19 @@ public final class CheckpointEngine {
   }
 
   /**
-   * The reference batches decoded for this input tensor; a few sets stay decoded, since every
-   * checkpoint of an experiment reads the same one. Called from workers; synchronized.
+   * The reference batches decoded for this input tensor; sets stay decoded within a 256 MiB budget,
+   * since every checkpoint of an experiment reads the same one. Called from workers; synchronized.
    */
+  private long decodedBytes() {
+    long bytes = 0;
+    for (List<ReferenceBatch> set : parsed.values()) {
+      for (ReferenceBatch b : set) {
+        bytes += 4L * b.input().length + 4L * b.labels().length;
+      }
+    }
+    return bytes;
+  }
+
   private List<ReferenceBatch> referenceBatches(ReferenceIngest.Complete reference, String input)
       throws IOException {
     String key = reference.sha256() + "|" + input;
@@ -414,7 +436,8 @@ public final class CheckpointEngine {
     }
     synchronized (parsed) {
       parsed.put(key, batches);
-      while (parsed.size() > 4) {
+      // Keep decoded sets while they fit the cache budget (the newest always stays).
+      while (parsed.size() > 1 && decodedBytes() > DECODED_CACHE_BYTES) {
         parsed.remove(parsed.keySet().iterator().next());
       }
     }

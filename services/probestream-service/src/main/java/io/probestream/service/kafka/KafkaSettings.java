@@ -18,7 +18,10 @@ public final class KafkaSettings {
   private KafkaSettings() {}
 
   public static Map<String, String> consumer(ProbestreamConfig c, String bootstrap) {
-    String fetch = Long.toString(c.limits().maxBatchBytes() + SLACK_BYTES);
+    // Kafka returns a record larger than these limits on its own anyway, so small limits keep a
+    // backlog's fetched-but-unhandled bytes (held while intake is paused) small without ever
+    // blocking a 64 MiB batch.
+    String fetch = Integer.toString(4 << 20);
     Map<String, String> m = new HashMap<>();
     m.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     m.put(ConsumerConfig.GROUP_ID_CONFIG, c.kafka().groupId());

@@ -100,7 +100,8 @@ public final class BlobStore {
       Properties p = new Properties();
       p.setProperty("count", Integer.toString(count));
       p.setProperty("size", Long.toString(size));
-      Path tmp = d.resolve("blob.properties.tmp");
+      // Chunks of one blob are written side by side: each writer needs a temp file of its own.
+      Path tmp = d.resolve("blob.properties." + index + ".tmp");
       try (OutputStream out = Files.newOutputStream(tmp)) {
         p.store(out, null);
       }
