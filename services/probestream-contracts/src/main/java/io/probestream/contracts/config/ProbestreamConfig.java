@@ -18,6 +18,7 @@ public record ProbestreamConfig(
     Limits limits,
     Pending pending,
     Model model,
+    Retries retries,
     Path dataDir) {
 
   static final ConfigKey DATA_DIR =
@@ -208,6 +209,24 @@ public record ProbestreamConfig(
     }
   }
 
+  /** Bounded retries of transient failures (file I/O) before a record is dead-lettered. */
+  public record Retries(int maxAttempts, long backoffMs) {
+    static final ConfigKey ATTEMPTS =
+        ConfigKey.of(
+            "probestream.retries.max-attempts",
+            "3",
+            "Attempts of a transient failure (I/O) before the record goes to the DLQ as retries_exhausted.");
+    static final ConfigKey BACKOFF =
+        ConfigKey.of(
+            "probestream.retries.backoff-ms",
+            "200",
+            "First retry delay; doubles with each attempt.");
+
+    static Retries take(ConfigSource s) {
+      return new Retries(s.takeInt(ATTEMPTS, 1, 100), s.takeLong(BACKOFF, 0, 600_000));
+    }
+  }
+
   /** Every record takes its keys from {@code source}; leftover keys are an error. */
   public static ProbestreamConfig load(ConfigSource source) {
     ProbestreamConfig c =
@@ -219,6 +238,7 @@ public record ProbestreamConfig(
             Limits.take(source),
             Pending.take(source),
             Model.take(source),
+            Retries.take(source),
             Path.of(source.take(DATA_DIR)).toAbsolutePath().normalize());
     source.rejectUnknown();
     return c;

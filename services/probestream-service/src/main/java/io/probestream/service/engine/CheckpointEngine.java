@@ -277,7 +277,7 @@ public final class CheckpointEngine {
     Future<Void> previous = publishing.getOrDefault(m.experiment(), Future.succeededFuture());
     Future<Void> published =
         workers
-            .run(() -> compute(m, reference))
+            .runRetrying(() -> compute(m, reference))
             .compose(
                 results -> {
                   metrics.inferenceSeconds((System.nanoTime() - start) / 1e9);

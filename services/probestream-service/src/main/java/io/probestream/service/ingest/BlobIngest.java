@@ -119,7 +119,7 @@ public final class BlobIngest {
     }
     byte[] bytes = r.value();
     return workers
-        .run(
+        .runRetrying(
             () -> {
               store.writeChunk(sha, index, count, size, bytes);
               return null;

@@ -293,7 +293,7 @@ public final class ReferenceIngest {
       s.finalIndex = index;
     }
     return workers
-        .run(() -> store.write(experiment, index, isFinal, bytes))
+        .runRetrying(() -> store.write(experiment, index, isFinal, bytes))
         .recover(
             e -> {
               s.batches.remove(index);
@@ -321,7 +321,7 @@ public final class ReferenceIngest {
       files.add(b.file());
     }
     workers
-        .run(() -> identity(files))
+        .runRetrying(() -> identity(files))
         .onComplete(
             done -> {
               s.completing = false;

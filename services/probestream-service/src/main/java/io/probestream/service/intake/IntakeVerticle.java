@@ -87,6 +87,8 @@ public final class IntakeVerticle extends VerticleBase {
   public Future<?> start() {
     workers =
         new Workers(
+            vertx,
+            config.retries(),
             vertx.createSharedWorkerExecutor("probestream-inference", config.workers().threads()),
             config.workers().maxInFlight(),
             metrics,

@@ -1,9 +1,15 @@
 package io.probestream.service.work;
 
+import io.probestream.contracts.config.ProbestreamConfig;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
+import io.vertx.core.Vertx;
 import io.vertx.core.WorkerExecutor;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.concurrent.Callable;
+import java.util.logging.Logger;
 
 /**
  * The bounded worker pool for everything that blocks or computes (ORT, probe math, file I/O,
@@ -12,6 +18,10 @@ import java.util.concurrent.Callable;
  * loop; {@link #run} must be called there, and its future completes there.
  */
 public final class Workers {
+  private static final Logger LOG = Logger.getLogger(Workers.class.getName());
+
+  private final Vertx vertx;
+  private final ProbestreamConfig.Retries retries;
   private final WorkerExecutor executor;
   private final int maxInFlight;
   private final ServiceMetrics metrics;
@@ -20,16 +30,46 @@ public final class Workers {
   private int inFlight;
 
   public Workers(
+      Vertx vertx,
+      ProbestreamConfig.Retries retries,
       WorkerExecutor executor,
       int maxInFlight,
       ServiceMetrics metrics,
       Runnable pause,
       Runnable resume) {
+    this.vertx = vertx;
+    this.retries = retries;
     this.executor = executor;
     this.maxInFlight = maxInFlight;
     this.metrics = metrics;
     this.pause = pause;
     this.resume = resume;
+  }
+
+  /**
+   * Runs {@code task}, and again after a doubling backoff when it fails with an I/O error, at most
+   * {@code probestream.retries.max-attempts} times in all; the last failure is what the future
+   * fails with (and the record is dead-lettered as {@code retries_exhausted}).
+   */
+  public <T> Future<T> runRetrying(Callable<T> task) {
+    return runRetrying(task, retries.maxAttempts(), retries.backoffMs());
+  }
+
+  private <T> Future<T> runRetrying(Callable<T> task, int attempts, long backoffMs) {
+    return run(task)
+        .recover(
+            e -> {
+              boolean transient_ = e instanceof IOException || e instanceof UncheckedIOException;
+              if (!transient_ || attempts <= 1) {
+                return Future.failedFuture(e);
+              }
+              LOG.warning("retrying after " + backoffMs + " ms: " + e);
+              Promise<T> later = Promise.promise();
+              vertx.setTimer(
+                  Math.max(1, backoffMs),
+                  id -> runRetrying(task, attempts - 1, backoffMs * 2).onComplete(later));
+              return later.future();
+            });
   }
 
   public <T> Future<T> run(Callable<T> task) {
