@@ -23,8 +23,20 @@ import java.util.Set;
  * thread-safe.
  */
 public final class CheckpointEvaluator {
-  /** Mini-batch rows, feature-cache budget, device and ORT threads. */
-  public record Config(int batchSize, long featureCacheBytes, Device device, int threads) {
+  /**
+   * Mini-batch rows, feature-cache budget, device, ORT threads, and the limits checked before any
+   * probe state is allocated (DESIGN.md §7).
+   */
+  public record Config(
+      int batchSize,
+      long featureCacheBytes,
+      Device device,
+      int threads,
+      int maxFeatureWidth,
+      long maxStateBytes) {
+    public static final int DEFAULT_MAX_FEATURE_WIDTH = 65_536;
+    public static final long DEFAULT_MAX_STATE_BYTES = 1L << 30;
+
     public Config {
       if (batchSize < 1) {
         throw new IllegalArgumentException("batch size = " + batchSize + ": must be at least 1");
@@ -35,6 +47,17 @@ public final class CheckpointEvaluator {
       if (threads < 1) {
         throw new IllegalArgumentException("threads = " + threads + ": must be at least 1");
       }
+    }
+
+    /** With the default limits (65,536 features, 1 GiB of state). */
+    public Config(int batchSize, long featureCacheBytes, Device device, int threads) {
+      this(
+          batchSize,
+          featureCacheBytes,
+          device,
+          threads,
+          DEFAULT_MAX_FEATURE_WIDTH,
+          DEFAULT_MAX_STATE_BYTES);
     }
 
     public static Config defaults() {
@@ -97,6 +120,9 @@ public final class CheckpointEvaluator {
           int rows = Math.min(config.batchSize(), batch.rows() - from);
           Map<String, FeatureBatch> features =
               features(session, spec, plan, batch, from, rows, index, classes, ranks);
+          if (moments.isEmpty()) {
+            checkBudget(features, classes[0]);
+          }
           for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
             CollapseMoments m = CollapseMoments.of(e.getValue());
             moments.merge(e.getKey(), m, CollapseMoments::merge);
@@ -163,6 +189,53 @@ public final class CheckpointEvaluator {
             e.getValue().finish(second.get(e.getKey()), Map.of("reduction", reduction)));
       }
       return new Evaluation(out, session.device(), caching, total);
+    }
+  }
+
+  /**
+   * Refuses, before any probe state exists, a layer wider than the width limit or a checkpoint
+   * whose neural-collapse state would not fit the state budget: per layer of width d with C
+   * classes, class means, centred means and the between-class basis (3·C·d doubles) plus two
+   * d-vectors.
+   */
+  private void checkBudget(Map<String, FeatureBatch> features, int classes) {
+    long total = 0;
+    StringBuilder parts = new StringBuilder();
+    for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
+      int d = e.getValue().width();
+      if (d > config.maxFeatureWidth()) {
+        throw new InferenceException(
+            DlqReason.FEATURE_TOO_WIDE,
+            "layer '"
+                + e.getKey()
+                + "' has "
+                + d
+                + " features per sample; limit"
+                + " probestream.limits.max-feature-width = "
+                + config.maxFeatureWidth());
+      }
+      long bytes = 8L * d * (3L * classes + 2);
+      total += bytes;
+      parts
+          .append(parts.length() == 0 ? "" : ", ")
+          .append(e.getKey())
+          .append(" (d = ")
+          .append(d)
+          .append("): ")
+          .append(bytes);
+    }
+    if (total > config.maxStateBytes()) {
+      throw new InferenceException(
+          DlqReason.STATE_BUDGET_EXCEEDED,
+          "neural_collapse state for "
+              + classes
+              + " classes needs "
+              + total
+              + " bytes (8·d·(3·C + 2)"
+              + " per layer: "
+              + parts
+              + "); limit probestream.limits.max-state-bytes = "
+              + config.maxStateBytes());
     }
   }
 

@@ -308,4 +308,66 @@ class CheckpointEvaluatorTest {
             e -> assertThat(e.reason()).isEqualTo(DlqReason.SHAPE_MISMATCH))
         .hasMessage("logits tensor 'logits' has 3 classes but the checkpoint declares 10");
   }
+
+  @Test
+  void nonFiniteFeaturesAreCountedAndLeftOut() {
+    // h = Reciprocal(input): the finite input (0, 1) gives the feature row (inf, 1), which is
+    // counted in nonfinite and left out; the input itself is valid.
+    byte[] model =
+        new OnnxModelBuilder()
+            .input("input", 2)
+            .matrix("w", new double[][] {{1, 0}, {0, 1}})
+            .vector("b", 0, 0)
+            .node("Reciprocal", new String[] {"input"}, new String[] {"h"})
+            .linear("input", "w", "b", "logits")
+            .output("h", 2)
+            .output("logits", 2)
+            .build();
+    List<ReferenceBatch> data =
+        List.of(
+            batch(
+                new float[][] {{1, 2}, {2, 4}, {0, 1}, {-1, -2}, {-2, -4}},
+                new int[] {0, 0, 0, 1, 1}));
+    Map<String, Double> m =
+        evaluator(8, 1 << 20)
+            .evaluate(
+                model,
+                new EvaluationSpec("input", Map.of("h", "h"), "logits", null, 2, null),
+                data,
+                CheckpointEvaluator.Progress.NONE)
+            .layers()
+            .get("h")
+            .metrics();
+    assertThat(m.get("nonfinite")).isEqualTo(1);
+    assertThat(m.get("samples")).isEqualTo(4);
+    // Left: class 0 = (1, 0.5), (0.5, 0.25); class 1 = (−1, −0.5), (−0.5, −0.25). Means
+    // ±(0.75, 0.375); every sample is (0.25, 0.125) from its mean, so V_c = 0.078125; μ_G = 0 and
+    // ‖m_c‖² = 0.703125: nc1_trace = 2·0.078125 / (2·0.703125) = 1/9.
+    assertThat(m.get("nc1_trace")).isCloseTo(1.0 / 9, within(1e-12));
+  }
+
+  @Test
+  void stateBudgetIsCheckedBeforeAnyStateExists() {
+    CheckpointEvaluator tight =
+        new CheckpointEvaluator(new CheckpointEvaluator.Config(8, 0, Device.CPU, 1, 65_536, 100));
+    // NC-B: d = 2, C = 3 → 8·2·(3·3 + 2) = 176 bytes > 100.
+    assertThatThrownBy(
+            () -> tight.evaluate(ncbModel(), NCB_SPEC, NCB_DATA, CheckpointEvaluator.Progress.NONE))
+        .isInstanceOfSatisfying(
+            InferenceException.class,
+            e -> assertThat(e.reason()).isEqualTo(DlqReason.STATE_BUDGET_EXCEEDED))
+        .hasMessage(
+            "neural_collapse state for 3 classes needs 176 bytes (8·d·(3·C + 2) per layer: h (d = 2):"
+                + " 176); limit probestream.limits.max-state-bytes = 100");
+    CheckpointEvaluator narrow =
+        new CheckpointEvaluator(new CheckpointEvaluator.Config(8, 0, Device.CPU, 1, 1, 1L << 30));
+    assertThatThrownBy(
+            () ->
+                narrow.evaluate(ncbModel(), NCB_SPEC, NCB_DATA, CheckpointEvaluator.Progress.NONE))
+        .isInstanceOfSatisfying(
+            InferenceException.class,
+            e -> assertThat(e.reason()).isEqualTo(DlqReason.FEATURE_TOO_WIDE))
+        .hasMessage(
+            "layer 'h' has 2 features per sample; limit probestream.limits.max-feature-width = 1");
+  }
 }

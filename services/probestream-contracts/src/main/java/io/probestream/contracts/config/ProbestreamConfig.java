@@ -138,7 +138,12 @@ public record ProbestreamConfig(
   }
 
   /** Size limits of inputs (DESIGN.md §7). */
-  public record Limits(long maxBatchBytes, long maxModelBytes, int maxReferenceSamples) {
+  public record Limits(
+      long maxBatchBytes,
+      long maxModelBytes,
+      int maxReferenceSamples,
+      int maxFeatureWidth,
+      long maxStateBytes) {
     static final ConfigKey MAX_BATCH =
         ConfigKey.of(
             "probestream.limits.max-batch-bytes",
@@ -153,11 +158,24 @@ public record ProbestreamConfig(
             "50000",
             "Most samples in one experiment's reference set.");
 
+    static final ConfigKey MAX_WIDTH =
+        ConfigKey.of(
+            "probestream.limits.max-feature-width",
+            "65536",
+            "Widest probed layer (features per sample after reduction).");
+    static final ConfigKey MAX_STATE =
+        ConfigKey.of(
+            "probestream.limits.max-state-bytes",
+            "1073741824",
+            "Probe state one checkpoint evaluation may allocate (class means and bases of every layer).");
+
     static Limits take(ConfigSource s) {
       return new Limits(
           s.takeLong(MAX_BATCH, 1024, 1L << 30),
           s.takeLong(MAX_MODEL, 1024, Integer.MAX_VALUE - 8),
-          s.takeInt(MAX_REFERENCE, 1, 10_000_000));
+          s.takeInt(MAX_REFERENCE, 1, 10_000_000),
+          s.takeInt(MAX_WIDTH, 1, 1 << 24),
+          s.takeLong(MAX_STATE, 1024, Long.MAX_VALUE));
     }
   }
 
@@ -267,12 +285,16 @@ public record ProbestreamConfig(
         Limits.MAX_BATCH,
         Limits.MAX_MODEL,
         Limits.MAX_REFERENCE,
+        Limits.MAX_WIDTH,
+        Limits.MAX_STATE,
         Pending.MAX,
         Pending.AGE,
         Model.FILE_ROOTS,
         Model.DEVICE,
         Model.BATCH_SIZE,
-        Model.CACHE);
+        Model.CACHE,
+        Retries.ATTEMPTS,
+        Retries.BACKOFF);
   }
 
   /** The README's configuration table, generated from the key declarations. */

@@ -19,6 +19,10 @@ public enum DlqReason {
   INVALID_MANIFEST,
   /** The value is not a valid safetensors payload, or lacks the tensors a batch needs. */
   MALFORMED_SAFETENSORS,
+  /** A tensor has an element type the contract does not allow here. */
+  WRONG_DTYPE,
+  /** An input tensor holds NaN or ±Inf (features may; inputs may not). */
+  NONFINITE_INPUT,
   /** A payload is over a configured size limit. */
   PAYLOAD_TOO_LARGE,
   /** The split is not one this version evaluates. */
@@ -49,6 +53,12 @@ public enum DlqReason {
   SHAPE_MISMATCH,
   /** An output tensor of a type the probes cannot use. */
   UNSUPPORTED_TENSOR,
+  /** A probed layer is wider than probestream.limits.max-feature-width. */
+  FEATURE_TOO_WIDE,
+  /** The probe state an experiment needs exceeds probestream.limits.max-state-bytes. */
+  STATE_BUDGET_EXCEEDED,
+  /** A live batch waited past its bound for a checkpoint of its run. */
+  CHECKPOINT_MISSING,
   /** A label outside 0..classes−1. */
   LABEL_OUT_OF_RANGE,
   /** ONNX Runtime failed while running a batch. */

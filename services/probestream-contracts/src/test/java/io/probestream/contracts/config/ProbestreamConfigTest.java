@@ -94,4 +94,27 @@ class ProbestreamConfigTest {
     assertThat(readme.substring(start + "<!-- config-table:start -->\n".length(), end))
         .isEqualTo(ProbestreamConfig.markdownTable());
   }
+
+  @Test
+  void everyDeclaredKeyIsListedForTheDocumentation() throws Exception {
+    // Every static ConfigKey of the configuration records must appear in keys(), or the README
+    // table (and the unknown-key suggestions) would silently miss it.
+    java.util.Set<String> declared = new java.util.TreeSet<>();
+    for (Class<?> c : ProbestreamConfig.class.getDeclaredClasses()) {
+      collect(c, declared);
+    }
+    collect(ProbestreamConfig.class, declared);
+    java.util.Set<String> listed = new java.util.TreeSet<>();
+    ProbestreamConfig.keys().forEach(k -> listed.add(k.name()));
+    assertThat(listed).isEqualTo(declared);
+  }
+
+  private static void collect(Class<?> c, java.util.Set<String> out) throws IllegalAccessException {
+    for (java.lang.reflect.Field f : c.getDeclaredFields()) {
+      if (f.getType() == ConfigKey.class && java.lang.reflect.Modifier.isStatic(f.getModifiers())) {
+        f.setAccessible(true);
+        out.add(((ConfigKey) f.get(null)).name());
+      }
+    }
+  }
 }

@@ -95,7 +95,9 @@ public final class CheckpointEngine {
                 config.model().batchSize(),
                 config.model().featureCacheBytes(),
                 io.probestream.inference.Device.parse(config.model().device()),
-                1));
+                1,
+                config.limits().maxFeatureWidth(),
+                config.limits().maxStateBytes()));
   }
 
   public Future<Void> onCheckpoint(InputRecord r) {

@@ -183,7 +183,8 @@ public final class ReferenceIngest {
   }
 
   /**
-   * Checks a batch's structure: safetensors, integer 1-D labels, a float tensor of as many rows.
+   * Checks a batch on arrival: safetensors structure, integer 1-D labels, at least one floating
+   * input tensor with one row per label, every input value finite (DESIGN.md §3, §7).
    */
   static Inspected inspect(byte[] bytes) {
     Safetensors st;
@@ -200,40 +201,69 @@ public final class ReferenceIngest {
     }
     if (labels.dtype() != DType.I64 && labels.dtype() != DType.I32) {
       throw new PoisonException(
-          DlqReason.MALFORMED_SAFETENSORS,
-          "tensor 'labels' is " + labels.dtype() + "; I64 or I32 is needed");
+          DlqReason.WRONG_DTYPE, "tensor 'labels' is " + labels.dtype() + "; I64 or I32 is needed");
     }
     if (labels.rank() != 1) {
       throw new PoisonException(
-          DlqReason.MALFORMED_SAFETENSORS,
-          "tensor 'labels' has rank "
-              + labels.rank()
+          DlqReason.SHAPE_MISMATCH,
+          "tensor 'labels' has shape "
+              + java.util.Arrays.toString(labels.shape())
               + "; one label per sample (rank 1) is needed");
     }
     int rows = (int) labels.dim(0);
-    boolean input = false;
+    int inputs = 0;
     for (TensorInfo t : st.tensors().values()) {
-      if (t != labels && t.dtype().isFloat()) {
-        if (t.rank() < 1 || t.dim(0) != rows) {
-          throw new PoisonException(
-              DlqReason.MALFORMED_SAFETENSORS,
-              "tensor '"
-                  + t.name()
-                  + "' has shape "
-                  + java.util.Arrays.toString(t.shape())
-                  + "; its first dimension must be the "
-                  + rows
-                  + " samples of 'labels'");
-        }
-        input = true;
+      if (t == labels) {
+        continue;
       }
+      if (!t.dtype().isFloat()) {
+        throw new PoisonException(
+            DlqReason.WRONG_DTYPE,
+            "tensor '" + t.name() + "' is " + t.dtype() + "; input tensors must be F32 or F64");
+      }
+      if (t.rank() < 1 || t.dim(0) != rows) {
+        throw new PoisonException(
+            DlqReason.SHAPE_MISMATCH,
+            "tensor '"
+                + t.name()
+                + "' has shape "
+                + java.util.Arrays.toString(t.shape())
+                + "; its first dimension must be the "
+                + rows
+                + " samples of 'labels'");
+      }
+      checkFinite(t, st.floats(t.name()), rows);
+      inputs++;
     }
-    if (!input) {
+    if (inputs == 0) {
       throw new PoisonException(
-          DlqReason.MALFORMED_SAFETENSORS,
-          "batch has no floating-point input tensor besides 'labels'");
+          DlqReason.MALFORMED_SAFETENSORS, "batch has no input tensor besides 'labels'");
     }
     return new Inspected(ProbeResult.sha256Hex(bytes), rows);
+  }
+
+  private static void checkFinite(TensorInfo t, float[] values, int rows) {
+    long bad = 0;
+    int first = -1;
+    for (int i = 0; i < values.length; i++) {
+      if (!Float.isFinite(values[i]) && bad++ == 0) {
+        first = i;
+      }
+    }
+    if (bad > 0) {
+      int perRow = rows == 0 ? 1 : values.length / rows;
+      throw new PoisonException(
+          DlqReason.NONFINITE_INPUT,
+          "tensor '"
+              + t.name()
+              + "' holds "
+              + bad
+              + " non-finite value(s), the first ("
+              + values[first]
+              + ") in sample "
+              + first / perRow
+              + "; inputs must be finite");
+    }
   }
 
   private Future<Void> accept(
