@@ -239,6 +239,52 @@ public final class CheckpointEvaluator {
     }
   }
 
+  /**
+   * Pass 1 of {@code neural_collapse} on one batch (a live split): per probed layer its moments,
+   * whether it feeds the classifier, and its reduction label. Blocking; thread-safe.
+   */
+  public PassOne passOne(byte[] model, EvaluationSpec spec, ReferenceBatch batch) {
+    Plan plan = plan(model, spec);
+    try (ModelSession session =
+        ModelSession.open(
+            plan.model(), spec.input(), plan.outputs(), config.device(), config.threads())) {
+      checkInputShape(session.inputShape(), spec.input(), List.of(batch));
+      Map<String, CollapseMoments> moments = new LinkedHashMap<>();
+      Map<String, Integer> ranks = new LinkedHashMap<>();
+      int[] classes = {spec.classes() == null ? -1 : spec.classes()};
+      for (int from = 0; from < batch.rows(); from += config.batchSize()) {
+        int rows = Math.min(config.batchSize(), batch.rows() - from);
+        Map<String, FeatureBatch> features =
+            features(session, spec, plan, batch, from, rows, from, classes, ranks);
+        if (moments.isEmpty()) {
+          checkBudget(features, classes[0]);
+        }
+        features.forEach(
+            (layer, f) -> moments.merge(layer, CollapseMoments.of(f), CollapseMoments::merge));
+      }
+      Map<String, Boolean> feeds = new LinkedHashMap<>();
+      Map<String, String> reductions = new LinkedHashMap<>();
+      spec.layers()
+          .forEach(
+              (layer, tensor) -> {
+                feeds.put(layer, tensor.equals(plan.classifierTensor()));
+                reductions.put(layer, spec.reduction().label(ranks.getOrDefault(layer, 2)));
+              });
+      return new PassOne(moments, feeds, plan.weight(), reductions, session.device());
+    }
+  }
+
+  /**
+   * Pass-1 state of one batch: per layer its moments, whether it feeds the classifier, and its
+   * reduction; the classifier weight (or null) and the device ORT ran on.
+   */
+  public record PassOne(
+      Map<String, CollapseMoments> moments,
+      Map<String, Boolean> feedsClassifier,
+      double[][] classifierWeight,
+      Map<String, String> reductions,
+      String device) {}
+
   private static void pass2(
       Map<String, NeuralCollapseProbe.Frozen> frozen,
       Map<String, NeuralCollapseProbe.SecondPass> second,

@@ -203,9 +203,9 @@ class DeadLetterIT {
       bad.add(
           new Bad(
               s.send(batches, EXPERIMENT, Fixtures.ncbBatch(0), train),
-              DlqReason.UNSUPPORTED_SPLIT,
+              DlqReason.MISSING_HEADER,
               PoisonException.class,
-              List.of("split 'train'")));
+              List.of("header ce_run is required")));
       bad.add(
           new Bad(
               s.send(

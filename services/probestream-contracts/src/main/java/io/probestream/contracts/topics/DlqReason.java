@@ -25,8 +25,6 @@ public enum DlqReason {
   NONFINITE_INPUT,
   /** A payload is over a configured size limit. */
   PAYLOAD_TOO_LARGE,
-  /** The split is not one this version evaluates. */
-  UNSUPPORTED_SPLIT,
   /** A reference batch contradicts one already held, or comes after the final one. */
   REFERENCE_CONFLICT,
   /** The reference set would exceed its sample limit. */

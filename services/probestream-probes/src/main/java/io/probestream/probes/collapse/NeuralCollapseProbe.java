@@ -248,6 +248,29 @@ public final class NeuralCollapseProbe {
       return new ProbeOutput(m, params, notes);
     }
 
+    /**
+     * The pass-1 metrics alone, for a live split whose samples are not kept for a second pass:
+     * {@code nc1} (and {@code nc4} on the classifier-feeding layer) are null with a note.
+     */
+    public ProbeOutput finishPassOne(Map<String, Object> params) {
+      int k = classIds.length;
+      Map<String, Double> m = new LinkedHashMap<>();
+      m.put("samples", (double) moments.samples());
+      m.put("classes_seen", (double) k);
+      m.put("nonfinite", (double) moments.nonfinite());
+      m.put("nc1", null);
+      m.putAll(pass1);
+      if (classifierLayer) {
+        m.put("nc4_ncc_mismatch", null);
+      }
+      m.put("sb_rank", k == 0 ? null : (double) basis.length);
+      List<String> n = new ArrayList<>(notes);
+      n.add(
+          (classifierLayer ? "nc1 and nc4 need" : "nc1 needs")
+              + " a second pass over the same samples, which a live split does not keep");
+      return new ProbeOutput(m, params, n);
+    }
+
     /** Number of kept between-class directions (sb_rank). */
     public int rank() {
       return basis.length;

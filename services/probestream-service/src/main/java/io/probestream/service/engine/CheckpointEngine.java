@@ -62,6 +62,7 @@ public final class CheckpointEngine {
   private final ResultPublisher publisher;
   private final ServiceMetrics metrics;
   private final CheckpointEvaluator evaluator;
+  private java.util.function.Consumer<CheckpointManifest> evaluated = m -> {};
   private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>();
   private final Map<String, Future<Void>> publishing = new HashMap<>(); // experiment → last publish
   private final Map<String, List<ReferenceBatch>> parsed = new LinkedHashMap<>(); // worker-owned
@@ -305,18 +306,33 @@ public final class CheckpointEngine {
                       + ") in "
                       + (System.nanoTime() - start) / 1_000_000
                       + " ms");
+              evaluated.accept(m);
               w.done().complete();
             })
         .onFailure(w.done()::fail);
   }
 
+  /** Blocking: the checkpoint's model bytes, from the blob store or its file URI. */
+  byte[] loadModel(CheckpointManifest m) throws IOException {
+    return m.model() instanceof CheckpointManifest.Blob b
+        ? blobs.read(b.sha256())
+        : readUri(((CheckpointManifest.Uri) m.model()).uri());
+  }
+
+  /** The evaluator, shared with live splits. */
+  CheckpointEvaluator evaluator() {
+    return evaluator;
+  }
+
+  /** Called with each checkpoint whose results were published: live splits follow it. */
+  public void onEvaluated(java.util.function.Consumer<CheckpointManifest> listener) {
+    evaluated = listener;
+  }
+
   /** Blocking: loads the model and the reference data, runs inference and the probes. */
   private List<ProbeResult> compute(CheckpointManifest m, ReferenceIngest.Complete reference)
       throws IOException {
-    byte[] model =
-        m.model() instanceof CheckpointManifest.Blob b
-            ? blobs.read(b.sha256())
-            : readUri(((CheckpointManifest.Uri) m.model()).uri());
+    byte[] model = loadModel(m);
     String modelSha =
         m.model() instanceof CheckpointManifest.Blob b ? b.sha256() : ProbeResult.sha256Hex(model);
     List<ReferenceBatch> batches = referenceBatches(reference, m.input());

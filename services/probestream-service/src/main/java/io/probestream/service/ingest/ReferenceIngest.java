@@ -94,7 +94,7 @@ public final class ReferenceIngest {
   }
 
   /** What a batch holds, learnt off the event loop. */
-  record Inspected(String sha256, int rows) {}
+  public record Inspected(String sha256, int rows) {}
 
   /** A batch found in the store at start-up. */
   public record Restored(int index, boolean isFinal, Inspected inspected, Path file) {}
@@ -150,11 +150,6 @@ public final class ReferenceIngest {
               + Headers.EXPERIMENT);
     }
     String split = r.require(Headers.SPLIT);
-    if (split.equals(Headers.SPLIT_TRAIN) || split.equals(Headers.SPLIT_EVAL)) {
-      throw new PoisonException(
-          DlqReason.UNSUPPORTED_SPLIT,
-          "split '" + split + "' is not evaluated by this version; only 'reference' batches are");
-    }
     if (!split.equals(Headers.SPLIT_REFERENCE)) {
       throw new PoisonException(
           DlqReason.INVALID_HEADER,
@@ -186,7 +181,7 @@ public final class ReferenceIngest {
    * Checks a batch on arrival: safetensors structure, integer 1-D labels, at least one floating
    * input tensor with one row per label, every input value finite (DESIGN.md §3, §7).
    */
-  static Inspected inspect(byte[] bytes) {
+  public static Inspected inspect(byte[] bytes) {
     Safetensors st;
     try {
       st = Safetensors.parse(bytes);

@@ -3,10 +3,12 @@ package io.probestream.service.intake;
 import io.probestream.contracts.config.ProbestreamConfig;
 import io.probestream.contracts.safetensors.SafetensorsException;
 import io.probestream.contracts.topics.DlqReason;
+import io.probestream.contracts.topics.Headers;
 import io.probestream.contracts.topics.Topics;
 import io.probestream.inference.InferenceException;
 import io.probestream.service.dlq.DeadLetterPublisher;
 import io.probestream.service.engine.CheckpointEngine;
+import io.probestream.service.engine.LiveSplits;
 import io.probestream.service.health.Readiness;
 import io.probestream.service.ingest.BlobIngest;
 import io.probestream.service.ingest.ReferenceIngest;
@@ -62,6 +64,7 @@ public final class IntakeVerticle extends VerticleBase {
   private BlobIngest blobIngest;
   private ReferenceIngest referenceIngest;
   private CheckpointEngine engine;
+  private LiveSplits live;
   private boolean paused;
   private boolean committing;
   private long commitTimer = -1;
@@ -110,6 +113,7 @@ public final class IntakeVerticle extends VerticleBase {
     engine =
         new CheckpointEngine(
             context, config, workers, blobStore, referenceIngest, publisher, metrics);
+    live = new LiveSplits(context, config, workers, engine, publisher);
     List<String> reasons = new java.util.ArrayList<>();
     for (DlqReason r : DlqReason.values()) {
       reasons.add(r.code());
@@ -142,7 +146,13 @@ public final class IntakeVerticle extends VerticleBase {
             v -> {
               commitTimer = vertx.setPeriodic(COMMIT_INTERVAL_MS, id -> commit());
               long every = Math.max(100, Math.min(1000, config.pending().maxAgeMs() / 4));
-              expiryTimer = vertx.setPeriodic(every, id -> engine.expire());
+              expiryTimer =
+                  vertx.setPeriodic(
+                      every,
+                      id -> {
+                        engine.expire();
+                        live.expire();
+                      });
             });
   }
 
@@ -203,6 +213,10 @@ public final class IntakeVerticle extends VerticleBase {
       return blobIngest.onChunk(r);
     }
     if (topic.equals(topics.batches())) {
+      String split = r.header(Headers.SPLIT);
+      if (Headers.SPLIT_TRAIN.equals(split) || Headers.SPLIT_EVAL.equals(split)) {
+        return live.onBatch(r, split);
+      }
       return referenceIngest.onBatch(r);
     }
     return Future.failedFuture(new IllegalStateException("not an input topic: " + topic));
