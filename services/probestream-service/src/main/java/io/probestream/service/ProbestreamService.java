@@ -7,27 +7,37 @@ import io.probestream.service.kafka.KafkaSettings;
 import io.probestream.service.kafka.TopicAdmin;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.publish.ResultPublisher;
+import io.probestream.service.view.ReferenceBoard;
+import io.probestream.service.view.ResultView;
+import io.probestream.service.view.ResultViewLoader;
 import io.probestream.service.web.HttpVerticle;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import io.vertx.core.WorkerExecutor;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.Producer;
 
 /**
- * The streaming service, wired: checks the topics, creates the producer, deploys the intake and
- * HTTP verticles. {@link #stop} undoes it in reverse (consumer, then producer). Not thread-safe:
- * start and stop from one thread.
+ * The streaming service, wired: checks the topics, creates the producer, rebuilds the results view
+ * from the results topic, deploys the HTTP and intake verticles. {@link #stop} undoes it in reverse
+ * (consumer, then producer). Not thread-safe: start and stop from one thread.
  */
 public final class ProbestreamService {
   private static final Logger LOG = Logger.getLogger(ProbestreamService.class.getName());
+
+  /** The rebuild fails when the results topic yields no record for this long short of its end. */
+  private static final Duration REBUILD_STALL = Duration.ofSeconds(30);
 
   private final Vertx vertx;
   private final Producer<byte[], byte[]> producer;
   private final ServiceMetrics metrics;
   private final ResultPublisher results;
+  private final ResultView view;
   private final Readiness readiness;
   private final List<String> deployments;
   private final int httpPort;
@@ -37,6 +47,7 @@ public final class ProbestreamService {
       Producer<byte[], byte[]> producer,
       ServiceMetrics metrics,
       ResultPublisher results,
+      ResultView view,
       Readiness readiness,
       List<String> deployments,
       int httpPort) {
@@ -44,6 +55,7 @@ public final class ProbestreamService {
     this.producer = producer;
     this.metrics = metrics;
     this.results = results;
+    this.view = view;
     this.readiness = readiness;
     this.deployments = deployments;
     this.httpPort = httpPort;
@@ -72,31 +84,14 @@ public final class ProbestreamService {
         .compose(
             producer -> {
               readiness.broker(true);
-              ResultPublisher results =
-                  new ResultPublisher(producer, config.topicNames().results(), metrics);
-              results.addListener(
-                  r -> vertx.eventBus().publish(HttpVerticle.RESULTS_ADDRESS, r.toJson()));
-              IntakeVerticle intake =
-                  new IntakeVerticle(config, bootstrap, producer, metrics, results, readiness);
-              HttpVerticle http =
-                  new HttpVerticle(
-                      config.http().host(), config.http().port(), metrics, results, readiness);
-              return vertx
-                  .deployVerticle(http)
+              ResultView view =
+                  new ResultView(
+                      ResultView.DEFAULT_MAX_EXPERIMENTS,
+                      ResultView.DEFAULT_MAX_RESULTS_PER_EXPERIMENT);
+              return rebuildView(vertx, bootstrap, config.topicNames().results(), view)
                   .compose(
-                      httpId ->
-                          vertx
-                              .deployVerticle(intake)
-                              .map(
-                                  intakeId ->
-                                      new ProbestreamService(
-                                          vertx,
-                                          producer,
-                                          metrics,
-                                          results,
-                                          readiness,
-                                          List.of(intakeId, httpId),
-                                          http.actualPort())))
+                      loaded ->
+                          deploy(vertx, config, bootstrap, producer, metrics, view, readiness))
                   .recover(
                       e -> {
                         producer.close(Duration.ofSeconds(5));
@@ -105,12 +100,88 @@ public final class ProbestreamService {
             });
   }
 
+  /** Reads the results topic into {@code view} on a pool of its own, before anything publishes. */
+  private static Future<ResultViewLoader.Loaded> rebuildView(
+      Vertx vertx, String bootstrap, String topic, ResultView view) {
+    // A large topic may take minutes; a pool of its own keeps that off the shared worker pool
+    // and its blocked-thread warnings.
+    WorkerExecutor pool =
+        vertx.createSharedWorkerExecutor("probestream-view-rebuild", 1, 30, TimeUnit.MINUTES);
+    long started = System.nanoTime();
+    return pool.<ResultViewLoader.Loaded>executeBlocking(
+            () -> {
+              try (KafkaConsumer<byte[], byte[]> consumer =
+                  new KafkaConsumer<>(
+                      KafkaSettings.reader(bootstrap, "probestream-view-rebuild"))) {
+                return ResultViewLoader.load(consumer, topic, view, REBUILD_STALL);
+              }
+            })
+        .onSuccess(
+            loaded ->
+                LOG.info(
+                    "results view: loaded "
+                        + view.size()
+                        + " results of "
+                        + view.experiments().size()
+                        + " experiments from "
+                        + loaded.records()
+                        + " records of "
+                        + topic
+                        + " ("
+                        + loaded.skipped()
+                        + " not results) in "
+                        + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)
+                        + " ms"))
+        .andThen(done -> pool.close());
+  }
+
+  private static Future<ProbestreamService> deploy(
+      Vertx vertx,
+      ProbestreamConfig config,
+      String bootstrap,
+      Producer<byte[], byte[]> producer,
+      ServiceMetrics metrics,
+      ResultView view,
+      Readiness readiness) {
+    ResultPublisher results =
+        new ResultPublisher(producer, config.topicNames().results(), metrics, view);
+    results.addListener(r -> vertx.eventBus().publish(HttpVerticle.RESULTS_ADDRESS, r.toJson()));
+    ReferenceBoard references = new ReferenceBoard();
+    IntakeVerticle intake =
+        new IntakeVerticle(config, bootstrap, producer, metrics, results, readiness, references);
+    HttpVerticle http =
+        new HttpVerticle(
+            config.http().host(), config.http().port(), metrics, view, references, readiness);
+    return vertx
+        .deployVerticle(http)
+        .compose(
+            httpId ->
+                vertx
+                    .deployVerticle(intake)
+                    .map(
+                        intakeId ->
+                            new ProbestreamService(
+                                vertx,
+                                producer,
+                                metrics,
+                                results,
+                                view,
+                                readiness,
+                                List.of(intakeId, httpId),
+                                http.actualPort())));
+  }
+
   public int httpPort() {
     return httpPort;
   }
 
   public ResultPublisher results() {
     return results;
+  }
+
+  /** The results the HTTP API serves. */
+  public ResultView view() {
+    return view;
   }
 
   public ServiceMetrics metrics() {

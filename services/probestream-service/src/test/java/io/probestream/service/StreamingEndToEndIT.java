@@ -209,10 +209,16 @@ class StreamingEndToEndIT {
 
       var api = h.get("/api/v1/experiments/" + EXPERIMENT + "/results");
       assertThat(api.statusCode()).isEqualTo(200);
-      assertThat(JSON.readTree(api.body())).hasSize(2);
+      assertThat(JSON.readTree(api.body()).get("total").asInt()).isEqualTo(2);
       var experiments = JSON.readTree(h.get("/api/v1/experiments").body());
-      assertThat(experiments.toString())
-          .isEqualTo("[{\"experiment\":\"mnist-mlp\",\"results\":2,\"last_step\":1200}]");
+      assertThat(experiments)
+          .isEqualTo(
+              JSON.readTree(
+                  """
+                  [{"experiment": "mnist-mlp",
+                    "runs": [{"run": "seed-3", "latest_step": 1200, "results": 2}],
+                    "latest_step": 1200, "results": 2, "reference_set": "complete"}]
+                  """));
     }
   }
 

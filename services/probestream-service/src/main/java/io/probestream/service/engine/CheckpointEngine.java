@@ -21,6 +21,7 @@ import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.publish.ResultPublisher;
 import io.probestream.service.record.InputRecord;
 import io.probestream.service.record.PoisonException;
+import io.probestream.service.schema.Schemas;
 import io.probestream.service.store.BlobStore;
 import io.probestream.service.work.Workers;
 import io.vertx.core.Context;
@@ -62,6 +63,7 @@ public final class CheckpointEngine {
   private final ResultPublisher publisher;
   private final ServiceMetrics metrics;
   private final CheckpointEvaluator evaluator;
+  private final Schemas schemas = Schemas.get(); // loaded with the engine, not on the event loop
   private java.util.function.Consumer<CheckpointManifest> evaluated = m -> {};
   private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>();
   private final Map<String, Future<Void>> publishing = new HashMap<>(); // experiment → last publish
@@ -113,6 +115,13 @@ public final class CheckpointEngine {
               ? DlqReason.INVALID_JSON
               : DlqReason.INVALID_MANIFEST;
       throw new PoisonException(reason, e.getMessage(), e);
+    }
+    List<String> broken = schemas.validateManifest(r.value());
+    if (!broken.isEmpty()) {
+      throw new PoisonException(
+          DlqReason.INVALID_MANIFEST,
+          "manifest breaks schemas/checkpoint-manifest.v1.schema.json: "
+              + String.join("; ", broken));
     }
     if (!key.equals(m.experiment())) {
       throw new PoisonException(

@@ -11,6 +11,7 @@ import io.probestream.contracts.topics.Headers;
 import io.probestream.service.record.InputRecord;
 import io.probestream.service.record.PoisonException;
 import io.probestream.service.store.ReferenceStore;
+import io.probestream.service.view.ReferenceBoard;
 import io.probestream.service.work.Workers;
 import io.vertx.core.Future;
 import java.nio.file.Files;
@@ -37,6 +38,7 @@ public final class ReferenceIngest {
   private final ReferenceStore store;
   private final Workers workers;
   private final ProbestreamConfig.Limits limits;
+  private final ReferenceBoard board;
   private final Consumer<String> onComplete;
   private final Map<String, ReferenceSet> sets = new HashMap<>();
 
@@ -73,10 +75,12 @@ public final class ReferenceIngest {
       ReferenceStore store,
       Workers workers,
       ProbestreamConfig.Limits limits,
+      ReferenceBoard board,
       Consumer<String> onComplete) {
     this.store = store;
     this.workers = workers;
     this.limits = limits;
+    this.board = board;
     this.onComplete = onComplete;
   }
 
@@ -123,6 +127,7 @@ public final class ReferenceIngest {
     scanned.forEach(
         (experiment, rows) -> {
           ReferenceSet s = sets.computeIfAbsent(experiment, k -> new ReferenceSet());
+          board.incomplete(experiment);
           for (Restored row : rows) {
             Inspected i = row.inspected();
             s.batches.put(row.index(), new Batch(i.sha256(), i.rows(), row.file()));
@@ -312,6 +317,7 @@ public final class ReferenceIngest {
               + " samples; limit probestream.limits.max-reference-samples = "
               + limits.maxReferenceSamples());
     }
+    board.incomplete(experiment);
     s.batches.put(index, new Batch(i.sha256(), i.rows(), null));
     s.samples += i.rows();
     if (isFinal) {
@@ -352,6 +358,7 @@ public final class ReferenceIngest {
               s.completing = false;
               if (done.succeeded()) {
                 s.sha256 = done.result();
+                board.complete(experiment);
                 onComplete.accept(experiment);
               }
             });

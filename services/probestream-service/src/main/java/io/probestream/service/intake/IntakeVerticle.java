@@ -20,6 +20,7 @@ import io.probestream.service.record.InputRecord;
 import io.probestream.service.record.PoisonException;
 import io.probestream.service.store.BlobStore;
 import io.probestream.service.store.ReferenceStore;
+import io.probestream.service.view.ReferenceBoard;
 import io.probestream.service.work.Workers;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
@@ -54,6 +55,7 @@ public final class IntakeVerticle extends VerticleBase {
   private final ServiceMetrics metrics;
   private final ResultPublisher publisher;
   private final Readiness readiness;
+  private final ReferenceBoard board;
   private final Topics topics;
   private final OffsetTracker offsets = new OffsetTracker();
   private final Set<TopicPartition> assigned = new HashSet<>();
@@ -76,13 +78,15 @@ public final class IntakeVerticle extends VerticleBase {
       Producer<byte[], byte[]> producer,
       ServiceMetrics metrics,
       ResultPublisher publisher,
-      Readiness readiness) {
+      Readiness readiness,
+      ReferenceBoard board) {
     this.config = config;
     this.bootstrap = bootstrap;
     this.producer = producer;
     this.metrics = metrics;
     this.publisher = publisher;
     this.readiness = readiness;
+    this.board = board;
     this.topics = config.topicNames();
   }
 
@@ -102,7 +106,7 @@ public final class IntakeVerticle extends VerticleBase {
     ReferenceStore referenceStore = new ReferenceStore(config.dataDir());
     referenceIngest =
         new ReferenceIngest(
-            referenceStore, workers, config.limits(), e -> engine.onReferenceComplete(e));
+            referenceStore, workers, config.limits(), board, e -> engine.onReferenceComplete(e));
     blobIngest =
         new BlobIngest(
             blobStore,

@@ -39,6 +39,21 @@ public final class KafkaSettings {
     return m;
   }
 
+  /**
+   * A consumer that joins no group and commits nothing, for reading a topic from its start (the
+   * results view's rebuild).
+   */
+  public static Map<String, Object> reader(String bootstrap, String clientId) {
+    Map<String, Object> m = new HashMap<>();
+    m.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    m.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
+    m.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    m.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    m.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    m.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    return m;
+  }
+
   public static Map<String, Object> producer(ProbestreamConfig c, String bootstrap) {
     Map<String, Object> m = new HashMap<>();
     m.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);

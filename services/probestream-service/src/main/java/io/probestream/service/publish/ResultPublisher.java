@@ -3,16 +3,14 @@ package io.probestream.service.publish;
 import io.probestream.contracts.result.ProbeResult;
 import io.probestream.contracts.topics.Headers;
 import io.probestream.service.metrics.ServiceMetrics;
+import io.probestream.service.view.ResultView;
+import io.probestream.service.view.StoredResult;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 import org.apache.kafka.clients.producer.Producer;
@@ -20,23 +18,23 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 
 /**
  * Publishes probe results to the results topic (CloudEvents headers, key = experiment), and once
- * Kafka acknowledged them updates the gauges, the recent-results view the HTTP API reads, and the
- * listeners. Thread-safe: the recent view is guarded by this object's lock.
+ * Kafka acknowledged them updates the gauges, the {@link ResultView} the HTTP API reads, and the
+ * listeners, in that order. Thread-safe: the view and the metrics are, and listeners are a
+ * copy-on-write list.
  */
 public final class ResultPublisher {
-  private static final int RECENT_PER_EXPERIMENT = 200;
-  private static final int MAX_EXPERIMENTS = 1000;
-
   private final Producer<byte[], byte[]> producer;
   private final String topic;
   private final ServiceMetrics metrics;
-  private final Map<String, Deque<ProbeResult>> recent = new LinkedHashMap<>();
+  private final ResultView view;
   private final List<Consumer<ProbeResult>> listeners = new CopyOnWriteArrayList<>();
 
-  public ResultPublisher(Producer<byte[], byte[]> producer, String topic, ServiceMetrics metrics) {
+  public ResultPublisher(
+      Producer<byte[], byte[]> producer, String topic, ServiceMetrics metrics, ResultView view) {
     this.producer = producer;
     this.topic = topic;
     this.metrics = metrics;
+    this.view = view;
   }
 
   /** Called once per acknowledged result, on a Vert.x context; must not block. */
@@ -86,32 +84,14 @@ public final class ResultPublisher {
         .forEach(
             (k, v) -> metrics.probeMetric(r.probe(), k, r.experiment(), run, layer, r.split(), v));
     metrics.device(r.device());
-    synchronized (this) {
-      Deque<ProbeResult> d = recent.computeIfAbsent(r.experiment(), k -> new ArrayDeque<>());
-      d.addLast(r);
-      while (d.size() > RECENT_PER_EXPERIMENT) {
-        d.removeFirst();
-      }
-      if (recent.size() > MAX_EXPERIMENTS) {
-        String oldest = recent.keySet().iterator().next();
-        recent.remove(oldest);
-        metrics.forgetExperiment(oldest);
-      }
+    String evicted = view.add(StoredResult.of(r));
+    if (evicted != null) {
+      // The view's experiment bound is also the bound on the gauges' experiment label.
+      metrics.forgetExperiment(evicted);
     }
     for (Consumer<ProbeResult> l : listeners) {
       l.accept(r);
     }
-  }
-
-  /** The experiments with results, oldest first. */
-  public synchronized List<String> experiments() {
-    return new ArrayList<>(recent.keySet());
-  }
-
-  /** The most recent results of an experiment, oldest first; empty if unknown. */
-  public synchronized List<ProbeResult> results(String experiment) {
-    Deque<ProbeResult> d = recent.get(experiment);
-    return d == null ? List.of() : new ArrayList<>(d);
   }
 
   private static byte[] utf8(String s) {

@@ -1,57 +1,69 @@
 package io.probestream.service.web;
 
-import io.probestream.contracts.result.ProbeResult;
 import io.probestream.service.health.Readiness;
 import io.probestream.service.metrics.ServiceMetrics;
-import io.probestream.service.publish.ResultPublisher;
+import io.probestream.service.view.ReferenceStatus;
+import io.probestream.service.view.ResultView;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
 import io.vertx.core.http.HttpServer;
-import io.vertx.core.http.HttpServerResponse;
-import io.vertx.core.json.JsonArray;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
-import io.vertx.ext.web.RoutingContext;
-import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.List;
-import java.util.Set;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
  * The HTTP side: {@code /metrics}, {@code /health/live}, {@code /health/ready}, the results API,
- * the server-sent event stream and the live page. Every field is touched on this verticle's event
- * loop only; results arrive over the event bus.
+ * the server-sent event stream and the live page, each route in a class of its own. Every field is
+ * touched on this verticle's event loop only; results for the stream arrive over the event bus.
  */
 public final class HttpVerticle extends VerticleBase {
   /** Event-bus address on which every acknowledged result is published as JSON text. */
   public static final String RESULTS_ADDRESS = "probestream.results";
 
+  private static final Logger LOG = Logger.getLogger(HttpVerticle.class.getName());
+
   private final String host;
   private final int port;
   private final ServiceMetrics metrics;
-  private final ResultPublisher results;
+  private final ResultView view;
+  private final ReferenceStatus references;
   private final Readiness readiness;
-  private final Set<HttpServerResponse> streams = new HashSet<>();
+  private final StreamRoute stream = new StreamRoute();
   private HttpServer server;
 
   public HttpVerticle(
-      String host, int port, ServiceMetrics metrics, ResultPublisher results, Readiness readiness) {
+      String host,
+      int port,
+      ServiceMetrics metrics,
+      ResultView view,
+      ReferenceStatus references,
+      Readiness readiness) {
     this.host = host;
     this.port = port;
     this.metrics = metrics;
-    this.results = results;
+    this.view = view;
+    this.references = references;
     this.readiness = readiness;
   }
 
   @Override
   public Future<?> start() {
     Router router = Router.router(vertx);
-    router.get("/metrics").handler(this::metrics);
-    router.get("/health/live").handler(rc -> json(rc, 200, new JsonObject().put("status", "UP")));
-    router.get("/health/ready").handler(this::ready);
-    router.get("/api/v1/experiments").handler(this::experiments);
-    router.get("/api/v1/experiments/:experiment/results").handler(this::experimentResults);
-    router.get("/api/v1/stream").handler(this::stream);
+    router
+        .get("/metrics")
+        .handler(
+            rc ->
+                rc.response()
+                    .putHeader("content-type", ServiceMetrics.contentType())
+                    .end(metrics.scrape()));
+    router
+        .get("/health/live")
+        .handler(rc -> ApiResponses.json(rc, 200, new JsonObject().put("status", "UP")));
+    router.get("/health/ready").handler(new ReadyRoute(readiness));
+    router.get("/api/v1/experiments").handler(new ExperimentsRoute(view, references));
+    router.get("/api/v1/experiments/:experiment/results").handler(new ResultsRoute(view));
+    router.get("/api/v1/stream").handler(stream);
     router
         .get("/")
         .handler(
@@ -59,7 +71,28 @@ public final class HttpVerticle extends VerticleBase {
                 rc.response()
                     .putHeader("content-type", "text/html; charset=utf-8")
                     .end(LivePage.HTML));
-    vertx.eventBus().<String>consumer(RESULTS_ADDRESS, m -> broadcast(m.body()));
+    router.errorHandler(
+        404,
+        rc ->
+            ApiResponses.error(
+                rc, 404, "no such path: " + rc.request().method() + " " + rc.request().path()));
+    router.errorHandler(
+        405,
+        rc ->
+            ApiResponses.error(
+                rc, 405, rc.request().method() + " is not allowed on " + rc.request().path()));
+    router.errorHandler(
+        500,
+        rc -> {
+          Throwable cause = rc.failure();
+          LOG.log(Level.SEVERE, "HTTP " + rc.request().path() + " failed", cause);
+          if (rc.response().headWritten()) {
+            rc.response().reset();
+          } else {
+            ApiResponses.error(rc, 500, "internal error: " + cause);
+          }
+        });
+    vertx.eventBus().<String>consumer(RESULTS_ADDRESS, m -> stream.broadcast(m.body()));
     return vertx
         .createHttpServer()
         .requestHandler(router)
@@ -72,77 +105,9 @@ public final class HttpVerticle extends VerticleBase {
     return server.actualPort();
   }
 
-  private void metrics(RoutingContext rc) {
-    rc.response().putHeader("content-type", ServiceMetrics.contentType()).end(metrics.scrape());
-  }
-
-  private void ready(RoutingContext rc) {
-    JsonObject body =
-        new JsonObject()
-            .put("status", readiness.ready() ? "UP" : "DOWN")
-            .put("broker", readiness.brokerUp())
-            .put("assigned", readiness.hasAssignment());
-    json(rc, readiness.ready() ? 200 : 503, body);
-  }
-
-  private void experiments(RoutingContext rc) {
-    JsonArray out = new JsonArray();
-    for (String e : results.experiments()) {
-      List<ProbeResult> rs = results.results(e);
-      long lastStep = rs.isEmpty() ? -1 : rs.get(rs.size() - 1).step();
-      out.add(
-          new JsonObject()
-              .put("experiment", e)
-              .put("results", rs.size())
-              .put("last_step", lastStep));
-    }
-    rc.response().putHeader("content-type", "application/json").end(out.encode());
-  }
-
-  private void experimentResults(RoutingContext rc) {
-    String experiment = rc.pathParam("experiment");
-    List<String> items = new ArrayList<>();
-    for (ProbeResult r : results.results(experiment)) {
-      items.add(r.toJson());
-    }
-    rc.response()
-        .putHeader("content-type", "application/json")
-        .end("[" + String.join(",", items) + "]");
-  }
-
-  private void stream(RoutingContext rc) {
-    HttpServerResponse res = rc.response();
-    res.setChunked(true)
-        .putHeader("content-type", "text/event-stream")
-        .putHeader("cache-control", "no-cache")
-        .putHeader("connection", "keep-alive");
-    res.write(": probestream result stream\n\n");
-    streams.add(res);
-    res.closeHandler(v -> streams.remove(res));
-    res.exceptionHandler(e -> streams.remove(res));
-  }
-
-  private void broadcast(String json) {
-    for (HttpServerResponse res : List.copyOf(streams)) {
-      if (res.writeQueueFull()) {
-        continue; // a slow reader misses results rather than growing our heap
-      }
-      res.write("event: result\ndata: " + json + "\n\n");
-    }
-  }
-
-  private static void json(RoutingContext rc, int status, JsonObject body) {
-    rc.response()
-        .setStatusCode(status)
-        .putHeader("content-type", "application/json")
-        .end(body.encode());
-  }
-
   @Override
   public Future<?> stop() {
-    for (HttpServerResponse res : List.copyOf(streams)) {
-      res.end();
-    }
+    stream.closeAll();
     return server == null ? Future.succeededFuture() : server.close();
   }
 }

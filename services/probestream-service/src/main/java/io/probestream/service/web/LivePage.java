@@ -34,8 +34,10 @@ final class LivePage {
           body.appendChild(tr);
         }
       }
+      // Pages are oldest first, so the latest results are on the last page.
+      const page = (e, offset) => fetch('/api/v1/experiments/' + encodeURIComponent(e) + '/results?limit=1000&offset=' + offset).then(r => r.json());
       fetch('/api/v1/experiments').then(r => r.json()).then(es => es.forEach(e =>
-        fetch('/api/v1/experiments/' + encodeURIComponent(e.experiment) + '/results').then(r => r.json()).then(rs => rs.forEach(show))));
+        page(e.experiment, 0).then(p => p.total > p.limit ? page(e.experiment, p.total - p.limit) : p).then(p => p.results.forEach(show))));
       new EventSource('/api/v1/stream').addEventListener('result', ev => show(JSON.parse(ev.data)));
       </script></body></html>
       """;

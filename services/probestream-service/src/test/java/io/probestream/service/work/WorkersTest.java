@@ -111,7 +111,23 @@ class WorkersTest {
 
   @Test
   void intakePausesAtTheBoundAndResumesAsTasksDrain() throws Exception {
-    onLoop(2, 1, w -> Future.all(w.run(() -> 1), w.run(() -> 2))).get(10, TimeUnit.SECONDS);
+    // Both tasks block until released, so both are in flight when the second is submitted.
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.Callable<Integer> blocked =
+        () -> {
+          release.await(10, TimeUnit.SECONDS);
+          return 1;
+        };
+    CompletableFuture<Object> done =
+        onLoop(
+            2,
+            1,
+            w -> {
+              Future<Object> both = Future.all(w.run(blocked), w.run(blocked)).map(x -> null);
+              release.countDown();
+              return both;
+            });
+    done.get(10, TimeUnit.SECONDS);
     // The second task reaches the bound of 2 and pauses; the first to finish resumes.
     assertThat(signals.subList(0, 2)).containsExactly("pause", "resume");
   }
