@@ -6,10 +6,15 @@
   /usr/bin/python3 nc_reference.py --self-test
 
 Features: the ONNX model is evaluated by a small numpy interpreter (this onnx has no onnx.reference) that
-supports exactly the node types export_mlp.py and the NC-B hand model emit -- Gemm, MatMul, Add, Relu,
-Identity -- and fails loudly on anything else. The forward pass runs in float32 (like ONNX Runtime;
---forward-precision float64 is available to gauge sensitivity), then features and logits are widened to
-float64.
+supports exactly the node types export_mlp.py, export_cnn.py, build_layouts.py and the NC-B hand model emit --
+Gemm, MatMul, Add, Relu, Identity, Conv, BatchNormalization (inference form), GlobalAveragePool, Flatten --
+and fails loudly on anything else. The forward pass runs in float32 (like ONNX Runtime; --forward-precision
+float64 is available to gauge sensitivity), then features and logits are widened to float64. A layer tensor
+of rank > 2 (N x C x H x W) is reduced per sample as PROBES.md §0 says: `--reduction gap` (default) averages
+over every axis after the channel axis in float64, `flatten` flattens row-major.
+
+Precomputed features (e.g. PyTorch forward hooks, as export_cnn.py does): call
+`collapse_layers({layer: array}, labels, classifier_layer, logits, w)` -- the same metric code the CLI uses.
 
 Metrics: the most direct textbook formulas, not the streaming/two-pass algorithm the service uses: per seen
 class mu_c and biased V_c, class-balanced mu_G, M~, the full d x d class-balanced biased Sigma_W, and
@@ -180,11 +185,96 @@ def neural_collapse(h, labels, logits=None, w=None, report_margins=False):
     return m, notes
 
 
+def reduce_features(feats, reduction="gap"):
+    """PROBES.md §0 reduction of one layer's tensor to N x d, in float64.
+
+    Rank 2 is used as it is ("none"); rank > 2 (N x C x ...) is averaged over every axis after the channel
+    axis ("gap", d = C; the float32 values are widened first, so the mean is a float64 mean) or flattened
+    row-major ("flatten"). Returns (features [N, d] float64, the reduction applied)."""
+    feats = np.asarray(feats)
+    if feats.ndim < 2:
+        raise ValueError(f"a layer tensor needs a batch axis and at least one feature axis, got shape {feats.shape}")
+    if feats.ndim == 2:
+        return feats.astype(np.float64), "none"
+    wide = feats.astype(np.float64)
+    if reduction == "gap":
+        return wide.mean(axis=tuple(range(2, feats.ndim))), "gap"
+    if reduction == "flatten":
+        return wide.reshape(feats.shape[0], -1), "flatten"
+    raise ValueError(f"unknown reduction {reduction!r}; expected gap or flatten")
+
+
+def collapse_layers(features, labels, classifier_layer=None, logits=None, w=None, reduction="gap",
+                    report_margins=False):
+    """neural_collapse on several layers given their (precomputed) features.
+
+    features: {layer: array [N, ...]} in the order to report; rank > 2 arrays are reduced (reduce_features).
+    labels: [N]. classifier_layer: the layer that feeds the classifier (gets nc3/nc4 from `logits` [N, C]
+    and `w` [C, d], rows = classes), or None.
+    Returns ({"layers": {layer: {metric: value}}, "notes": {layer: str}}, {layer: reduction applied});
+    metrics in METRIC_ORDER, "notes" only when some layer has one."""
+    if classifier_layer is not None and classifier_layer not in features:
+        raise ValueError(f"classifier layer {classifier_layer!r} is not among the layers {list(features)}")
+    out = {"layers": {}, "notes": {}}
+    applied = {}
+    for layer, feats in features.items():
+        h, applied[layer] = reduce_features(feats, reduction)
+        cls = layer == classifier_layer
+        m, notes = neural_collapse(h, labels, logits if cls else None, w if cls else None,
+                                   report_margins=report_margins)
+        out["layers"][layer] = {k: m[k] for k in METRIC_ORDER if k in m}
+        if notes:
+            out["notes"][layer] = "; ".join(notes)
+    if not out["notes"]:
+        del out["notes"]
+    return out, applied
+
+
 # --------------------------------------------------------------------------------------------------
 # ONNX forward pass in numpy
 # --------------------------------------------------------------------------------------------------
 
-SUPPORTED_OPS = {"Gemm", "MatMul", "Add", "Relu", "Identity"}
+# op -> the attributes it may carry (anything else is rejected rather than silently ignored)
+SUPPORTED_OPS = {
+    "Gemm": {"alpha", "beta", "transA", "transB"},
+    "MatMul": set(),
+    "Add": set(),
+    "Relu": set(),
+    "Identity": set(),
+    "Conv": {"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"},
+    "BatchNormalization": {"epsilon", "momentum", "training_mode"},
+    "GlobalAveragePool": set(),
+    "Flatten": {"axis"},
+}
+
+
+def conv2d(x, w, b, attrs, dtype):
+    """ONNX Conv for 2-D images (N x C x H x W), group 1, explicit pads, by im2col + one matmul."""
+    if x.ndim != 4 or w.ndim != 4:
+        raise SystemExit(f"Conv: only 2-D convolution is supported, got input {x.shape} and weight {w.shape}")
+    if attrs.get("group", 1) != 1:
+        raise SystemExit(f"Conv: group {attrs['group']} is not supported (only 1)")
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise SystemExit(f"Conv: auto_pad {attrs['auto_pad']!r} is not supported (only explicit pads)")
+    if list(attrs.get("dilations", [1, 1])) != [1, 1]:
+        raise SystemExit(f"Conv: dilations {attrs['dilations']} are not supported (only 1)")
+    n, c, hh, ww = x.shape
+    m, cw, kh, kw = w.shape
+    if cw != c or list(attrs.get("kernel_shape", [kh, kw])) != [kh, kw]:
+        raise SystemExit(f"Conv: weight {w.shape} does not fit input {x.shape} / kernel_shape {attrs.get('kernel_shape')}")
+    sh, sw = attrs.get("strides", [1, 1])
+    pt, pl, pb, pr = attrs.get("pads", [0, 0, 0, 0])
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    oh = (hh + pt + pb - kh) // sh + 1
+    ow = (ww + pl + pr - kw) // sw + 1
+    cols = np.empty((n, oh, ow, c, kh, kw), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, :, i, j] = xp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw].transpose(0, 2, 3, 1)
+    out = cols.reshape(n * oh * ow, c * kh * kw) @ w.reshape(m, c * kh * kw).T      # [N*OH*OW, M]
+    if b is not None:
+        out = out + b
+    return out.reshape(n, oh, ow, m).transpose(0, 3, 1, 2)
 
 
 def load_model(path):
@@ -194,7 +284,7 @@ def load_model(path):
     onnx.checker.check_model(model)
     g = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    bad = sorted({n.op_type for n in g.node} - SUPPORTED_OPS)
+    bad = sorted({n.op_type for n in g.node} - set(SUPPORTED_OPS))
     if bad:
         raise SystemExit(f"{path}: unsupported node types {bad}; this reference supports {sorted(SUPPORTED_OPS)}")
     for n in g.node:
@@ -216,12 +306,13 @@ def forward(model, inits, x, dtype):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         ins = [env[i] if i else None for i in node.input]
         op = node.op_type
+        if set(attrs) - SUPPORTED_OPS[op]:
+            if op == "Gemm":
+                raise SystemExit(f"Gemm {node.name}: unsupported attributes {set(attrs) - SUPPORTED_OPS[op]}")
+            raise SystemExit(f"{op} {node.name}: unexpected attributes {sorted(set(attrs) - SUPPORTED_OPS[op])}")
         if op == "Gemm":
             a, b = ins[0], ins[1]
             c = ins[2] if len(ins) > 2 else None
-            allowed = {"alpha", "beta", "transA", "transB"}
-            if set(attrs) - allowed:
-                raise SystemExit(f"Gemm {node.name}: unsupported attributes {set(attrs) - allowed}")
             if attrs.get("transA", 0):
                 a = a.T
             if attrs.get("transB", 0):
@@ -237,10 +328,23 @@ def forward(model, inits, x, dtype):
             out = np.maximum(ins[0], dtype(0))
         elif op == "Identity":
             out = ins[0]
+        elif op == "Conv":
+            out = conv2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, attrs, dtype)
+        elif op == "BatchNormalization":
+            if attrs.get("training_mode", 0) or len([o for o in node.output if o]) != 1:
+                raise SystemExit(f"BatchNormalization {node.name}: only the inference form (training_mode=0, one output)")
+            x, scale, bias, mean, var = ins
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            inv = scale / np.sqrt(var + dtype(attrs.get("epsilon", 1e-5)))
+            out = (x - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)
+        elif op == "GlobalAveragePool":
+            out = ins[0].mean(axis=tuple(range(2, ins[0].ndim)), keepdims=True, dtype=dtype)
+        elif op == "Flatten":
+            axis = attrs.get("axis", 1)
+            axis = axis + ins[0].ndim if axis < 0 else axis
+            out = ins[0].reshape(int(np.prod(ins[0].shape[:axis], dtype=np.int64)), -1)
         else:  # load_model already rejected these
             raise SystemExit(f"unsupported op {op}")
-        if attrs and op != "Gemm":
-            raise SystemExit(f"{op} {node.name}: unexpected attributes {sorted(attrs)}")
         env[node.output[0]] = np.asarray(out, dtype=dtype)
     return env, graph_inputs[0]
 
@@ -299,20 +403,11 @@ def run_reference(args):
             print(f"warning: the classifier Gemm reads {fed_by!r}, not --classifier-layer {args.classifier_layer!r}",
                   file=sys.stderr)
         z = env[args.logits]
-    out = {"layers": {}, "notes": {}}
     for layer in layers:
         if layer not in env:
             raise SystemExit(f"layer tensor {layer!r} not in the graph; tensors: {sorted(env)}")
-        feats = env[layer]
-        if feats.ndim != 2:
-            raise SystemExit(f"layer {layer!r} has shape {feats.shape}; only 2-D features are supported")
-        cls = layer == args.classifier_layer
-        m, notes = neural_collapse(feats, y, z if cls else None, w if cls else None, report_margins=True)
-        out["layers"][layer] = m
-        if notes:
-            out["notes"][layer] = "; ".join(notes)
-    if not out["notes"]:
-        del out["notes"]
+    out, applied = collapse_layers({layer: env[layer] for layer in layers}, y, args.classifier_layer, z, w,
+                                   reduction=args.reduction, report_margins=True)
     out["source"] = {
         "model": os.path.basename(args.model),
         "data": [os.path.basename(p) for p in args.data],
@@ -320,6 +415,8 @@ def run_reference(args):
         "logits": args.logits,
         "classifier_weight": args.classifier_weight,
         "forward_precision": args.forward_precision,
+        # only when a layer had rank > 2 (keeps the output for 2-D models as it always was)
+        **({"reduction": applied} if any(r != "none" for r in applied.values()) else {}),
         "generator": "loadtests/reference/nc_reference.py (numpy float64, textbook formulas, PROBES.md section 1)",
     }
     return out
@@ -393,6 +490,22 @@ def self_test():
         bad += _check("K=2", m, {key: 0.0}, tol=z0)
     m, notes = neural_collapse(np.array([[1.0, 1.0], [1.0, 1.0], [2.0, 0.0], [0.0, 2.0]]), np.array([0, 0, 1, 1]))
     bad += _check("eq-mu", m, {"nc1": None, "nc1_trace": None, "cdnv": None, "nc2_equinorm": None, "sb_rank": 0})
+    # Reduction (§0): NC-A lifted to N x 2 x 2 x 3 maps whose spatial mean is the NC-A feature vector; gap
+    # must give NC-A back, flatten must keep every cell.
+    mus = np.array([[1, 0], [-0.5, s3], [-0.5, -s3]])
+    h = np.concatenate([mus + [0, 0.3], mus - [0, 0.3]])
+    y = np.array([0, 1, 2, 0, 1, 2])
+    pattern = np.array([[1.0, -2.0, 0.5], [0.25, 0.75, -0.5]])                  # zero spatial mean
+    maps = h[:, :, None, None] + np.arange(1, 7)[:, None, None, None] * pattern
+    red, how = reduce_features(maps.astype(np.float32), "gap")
+    bad += _check("gap", {"max_err": float(np.abs(red - h).max()), "how": how == "gap"}, {"max_err": 0.0, "how": 1},
+                  tol=1e-6)
+    out, applied = collapse_layers({"conv": maps, "flat": maps.reshape(6, -1)}, y, "conv", h @ mus.T, mus)
+    bad += _check("gap", out["layers"]["conv"], {"nc1": 0.06, "nc1_trace": 0.09, "cdnv": 0.03, "sb_rank": 2})
+    bad += _check("gap", out["layers"]["conv"], {"nc3_self_duality": 0.0, "nc4_ncc_mismatch": 0.0}, tol=z0)
+    flat, _ = reduce_features(maps, "flatten")
+    bad += _check("flat", {"d": flat.shape[1], "same": float(np.abs(flat - maps.reshape(6, -1)).max()),
+                           "applied": applied == {"conv": "gap", "flat": "none"}}, {"d": 12, "same": 0.0, "applied": 1})
     print(f"self-test: {'PASS' if bad == 0 else f'{bad} FAILED'}")
     return bad == 0
 
@@ -415,6 +528,8 @@ def main():
     ap.add_argument("--classifier-weight", default="classifier.weight",
                     help="classifier weight initializer (default %(default)s)")
     ap.add_argument("--forward-precision", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--reduction", choices=["gap", "flatten"], default="gap",
+                    help="how a rank > 2 layer tensor becomes N x d (PROBES.md §0; default %(default)s)")
     ap.add_argument("--out", help="write the JSON here (default: stdout)")
     ap.add_argument("--check-ncb", action="store_true",
                     help="compare the classifier layer's metrics with the NC-B table of PROBES.md §1.6")
@@ -425,8 +540,6 @@ def main():
     if not args.model or not args.data or not args.layers:
         ap.error("MODEL, at least one DATA file and --layers are required (or --self-test)")
     out = run_reference(args)
-    for layer in out["layers"]:
-        out["layers"][layer] = {k: out["layers"][layer][k] for k in METRIC_ORDER if k in out["layers"][layer]}
     text = json.dumps(out, indent=2) + "\n"
     if args.out:
         with open(args.out, "w") as f:

@@ -10,6 +10,7 @@ import io.probestream.inference.CheckpointEvaluator;
 import io.probestream.inference.Device;
 import io.probestream.inference.EvaluationSpec;
 import io.probestream.inference.InferenceException;
+import io.probestream.inference.ModelBytes;
 import io.probestream.inference.Reduction;
 import io.probestream.inference.ReferenceBatch;
 import io.probestream.probes.ProbeOutput;
@@ -70,6 +71,14 @@ final class ProbeCommand implements Callable<Integer> {
       paramLabel = "NAME=TENSOR",
       description = "A probed layer and the graph tensor holding its features. Repeatable.")
   Map<String, String> layers = new LinkedHashMap<>();
+
+  @Option(
+      names = "--layers",
+      paramLabel = "auto",
+      description =
+          "'auto': probe every activation output and the classifier's input (the last 8), and say"
+              + " which on stderr. Instead of --layer.")
+  String layersMode;
 
   @Option(
       names = "--logits",
@@ -172,8 +181,16 @@ final class ProbeCommand implements Callable<Integer> {
     if (!format.equals("jsonl") && !format.equals("table")) {
       throw new Main.UsageException("--format " + format + ": expected jsonl or table");
     }
-    if (layers.isEmpty()) {
-      throw new Main.UsageException("at least one --layer NAME=TENSOR is needed");
+    if (layersMode != null && !layersMode.equals("auto")) {
+      throw new Main.UsageException(
+          "--layers " + layersMode + ": only 'auto' is accepted; name layers with --layer");
+    }
+    if (layersMode != null && !layers.isEmpty()) {
+      throw new Main.UsageException("--layers auto and --layer exclude each other");
+    }
+    if (layersMode == null && layers.isEmpty()) {
+      throw new Main.UsageException(
+          "at least one --layer NAME=TENSOR (or --layers auto) is needed");
     }
     Device dev;
     Reduction red;
@@ -201,12 +218,26 @@ final class ProbeCommand implements Callable<Integer> {
         new CheckpointEvaluator(
             new CheckpointEvaluator.Config(
                 batchSize, featureCacheMb << 20, dev, Runtime.getRuntime().availableProcessors()));
+    if (layersMode != null) {
+      try {
+        layers = CheckpointEvaluator.autoLayers(modelBytes, logits, classifierWeight);
+      } catch (InferenceException e) {
+        throw new Main.Failure(e.getMessage(), e);
+      }
+      err.println("probestream: layers (auto): " + String.join(", ", layers.keySet()));
+    }
     EvaluationSpec evalSpec =
         new EvaluationSpec(inputName, layers, logits, classifierWeight, classes, red);
     long start = System.nanoTime();
     CheckpointEvaluator.Evaluation evaluation;
     try {
-      evaluation = evaluator.evaluate(modelBytes, evalSpec, batches, progress(err));
+      // External data (the ONNX way past 2 GiB) is read from beside the model file.
+      evaluation =
+          evaluator.evaluate(
+              new ModelBytes(modelBytes, model.toAbsolutePath().getParent()),
+              evalSpec,
+              batches,
+              progress(err));
     } catch (InferenceException e) {
       throw new Main.Failure(e.getMessage(), e);
     }

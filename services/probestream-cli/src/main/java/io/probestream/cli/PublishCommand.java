@@ -123,6 +123,12 @@ final class PublishCommand implements Runnable {
     Map<String, String> layers = new LinkedHashMap<>();
 
     @Option(
+        names = "--layers",
+        paramLabel = "auto",
+        description = "'auto': the service picks the layers.")
+    String layersMode;
+
+    @Option(
         names = "--logits",
         required = true,
         paramLabel = "TENSOR",
@@ -183,7 +189,8 @@ final class PublishCommand implements Runnable {
                 layers,
                 logits,
                 classifierWeight,
-                c);
+                c,
+                "auto".equals(layersMode));
         p.checkpoint(m);
         err.printf(
             "probestream: published checkpoint %s/%s step %d (%s)%n",

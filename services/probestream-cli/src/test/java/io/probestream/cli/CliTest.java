@@ -401,18 +401,44 @@ class CliTest {
     List<String> args = ncbArgs();
     Run r = run("inspect", args.get(args.indexOf("--model") + 1));
     assertThat(r.code()).as(r.err()).isEqualTo(0);
+    // Shapes are ONNX Runtime's inference; the classifier is the Gemm that makes the logits.
     assertThat(r.out())
         .isEqualTo(
-            "inputs:\n  input [N, 2]\noutputs:\n  h [N, 2]\n  logits [N, 3]\n"
-                + "node outputs (candidate --layer tensors):\n  h  <- Identity [input]\n"
-                + "  logits  <- Gemm [h, classifier.weight, classifier.bias]\n"
-                + "2-D initializers (candidate --classifier-weight):\n"
-                + "  classifier.weight [3, 2]  weight of Gemm(h)\n");
+            String.join(
+                System.lineSeparator(),
+                "inputs:",
+                "  input  input  float    [N, 2]",
+                "outputs:",
+                "  h       Identity  float    [N, 2]",
+                "  logits  Gemm      float    [N, 3]",
+                "intermediate tensors (any can be a --layer):",
+                "initializers:",
+                "  classifier.weight  initializer  float    [3, 2]",
+                "  classifier.bias    initializer  float    [3]",
+                "classifier: weight classifier.weight, fed by h",
+                "layers auto: h",
+                ""));
   }
 
   private static List<String> fieldNames(JsonNode o) {
     List<String> names = new ArrayList<>();
     o.fieldNames().forEachRemaining(names::add);
     return names;
+  }
+
+  @Test
+  void layersAutoPicksTheHiddenActivationsAndSaysSo() throws IOException {
+    List<String> args = ncbArgs();
+    int i = args.indexOf("--layer");
+    args.remove(i + 1);
+    args.remove(i);
+    args.remove("-q");
+    args.addAll(List.of("--layers", "auto"));
+    Run r = run(args.toArray(new String[0]));
+    assertThat(r.code()).as(r.err()).isEqualTo(0);
+    // NC-B's model has no activation; the classifier's input h is what auto leaves.
+    assertThat(r.err()).startsWith("probestream: layers (auto): h\n");
+    assertThat(r.lines()).hasSize(1);
+    assertThat(r.lines().get(0).get("layer").asText()).isEqualTo("h");
   }
 }

@@ -80,6 +80,29 @@ class LayeringTest {
           .because("one verticle per concern, easy to find");
 
   @ArchTest
+  static final ArchRule noCustomOpLibraries =
+      noClasses()
+          .should()
+          .callMethod(
+              "ai.onnxruntime.OrtSession$SessionOptions",
+              "registerCustomOpLibrary",
+              "java.lang.String")
+          .orShould()
+          .callMethod(
+              "ai.onnxruntime.OrtSession$SessionOptions",
+              "registerCustomOpsUsingFunction",
+              "java.lang.String")
+          .orShould()
+          .callMethod(
+              "ai.onnxruntime.OrtEnvironment",
+              "registerExecutionProviderLibrary",
+              "java.lang.String",
+              "java.lang.String")
+          .because(
+              "custom-op and plugin EP libraries are native code: none is ever loaded, least of"
+                  + " all one a message names (DESIGN.md §7)");
+
+  @ArchTest
   static final ArchRule noPackageCycles =
       slices().matching("io.probestream.(**)").should().beFreeOfCycles();
 }

@@ -97,6 +97,12 @@ public final class CheckpointEvaluator {
    */
   public Evaluation evaluate(
       byte[] model, EvaluationSpec spec, List<ReferenceBatch> batches, Progress progress) {
+    return evaluate(ModelBytes.inline(model), spec, batches, progress);
+  }
+
+  /** As {@link #evaluate(byte[], EvaluationSpec, List, Progress)}, external data included. */
+  public Evaluation evaluate(
+      ModelBytes model, EvaluationSpec spec, List<ReferenceBatch> batches, Progress progress) {
     Plan plan = plan(model, spec);
     long total = 0;
     for (ReferenceBatch b : batches) {
@@ -104,7 +110,12 @@ public final class CheckpointEvaluator {
     }
     try (ModelSession session =
         ModelSession.open(
-            plan.model(), spec.input(), plan.outputs(), config.device(), config.threads())) {
+            plan.model(),
+            model.externalDataDir(),
+            spec.input(),
+            plan.outputs(),
+            config.device(),
+            config.threads())) {
       checkInputShape(session.inputShape(), spec.input(), batches);
       Map<String, CollapseMoments> moments = new LinkedHashMap<>();
       Map<String, Integer> ranks = new LinkedHashMap<>();
@@ -239,15 +250,64 @@ public final class CheckpointEvaluator {
     }
   }
 
+  /** How many layers {@code auto} picks at most, nearest the logits. */
+  public static final int AUTO_LAYERS = 8;
+
+  /**
+   * The layers {@code auto} means for this model (layer name = tensor name): every activation
+   * output and the classifier's input, the last {@link #AUTO_LAYERS} of them.
+   *
+   * @param classifierWeight the classifier weight initializer, or null (then the logits' producer
+   *     tells the classifier's input)
+   */
+  public static Map<String, String> autoLayers(
+      byte[] model, String logits, String classifierWeight) {
+    OnnxGraph graph;
+    try {
+      graph = OnnxGraph.parse(model);
+    } catch (OnnxFormatException e) {
+      throw new InferenceException(DlqReason.MODEL_UNLOADABLE, e.getMessage(), e);
+    }
+    String feed;
+    try {
+      feed =
+          classifierWeight != null
+              ? graph.classifier(classifierWeight).featureTensor()
+              : graph.classifierInputOf(logits);
+    } catch (OnnxFormatException e) {
+      throw new InferenceException(DlqReason.UNKNOWN_TENSOR, e.getMessage(), e);
+    }
+    Map<String, String> layers = new LinkedHashMap<>();
+    for (String t : graph.autoLayers(feed, AUTO_LAYERS)) {
+      layers.put(t, t);
+    }
+    if (layers.isEmpty()) {
+      throw new InferenceException(
+          DlqReason.UNKNOWN_TENSOR,
+          "layers 'auto' found no activation and no classifier input in the model; name the layers");
+    }
+    return layers;
+  }
+
   /**
    * Pass 1 of {@code neural_collapse} on one batch (a live split): per probed layer its moments,
    * whether it feeds the classifier, and its reduction label. Blocking; thread-safe.
    */
   public PassOne passOne(byte[] model, EvaluationSpec spec, ReferenceBatch batch) {
+    return passOne(ModelBytes.inline(model), spec, batch);
+  }
+
+  /** As {@link #passOne(byte[], EvaluationSpec, ReferenceBatch)}, external data included. */
+  public PassOne passOne(ModelBytes model, EvaluationSpec spec, ReferenceBatch batch) {
     Plan plan = plan(model, spec);
     try (ModelSession session =
         ModelSession.open(
-            plan.model(), spec.input(), plan.outputs(), config.device(), config.threads())) {
+            plan.model(),
+            model.externalDataDir(),
+            spec.input(),
+            plan.outputs(),
+            config.device(),
+            config.threads())) {
       checkInputShape(session.inputShape(), spec.input(), List.of(batch));
       Map<String, CollapseMoments> moments = new LinkedHashMap<>();
       Map<String, Integer> ranks = new LinkedHashMap<>();
@@ -398,7 +458,8 @@ public final class CheckpointEvaluator {
     return out;
   }
 
-  private static Plan plan(byte[] model, EvaluationSpec spec) {
+  private static Plan plan(ModelBytes source, EvaluationSpec spec) {
+    byte[] model = source.bytes();
     OnnxGraph graph;
     try {
       graph = OnnxGraph.parse(model);
@@ -428,7 +489,7 @@ public final class CheckpointEvaluator {
     double[][] weight = null;
     if (spec.classifierWeight() != null) {
       try {
-        OnnxGraph.Classifier c = graph.classifier(spec.classifierWeight());
+        OnnxGraph.Classifier c = graph.classifier(spec.classifierWeight(), source::externalRaw);
         classifierTensor = c.featureTensor();
         weight = c.weight();
       } catch (OnnxFormatException e) {

@@ -12,6 +12,7 @@ import io.probestream.contracts.topics.DlqReason;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -28,6 +29,12 @@ import java.util.logging.Logger;
  */
 public final class ModelSession implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(ModelSession.class.getName());
+
+  /**
+   * kOrtSessionOptionsModelExternalInitializersFileFolderPath
+   * (onnxruntime_session_options_config_keys.h).
+   */
+  static final String EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path";
 
   private final OrtSession session;
   private final String input;
@@ -61,11 +68,26 @@ public final class ModelSession implements AutoCloseable {
    */
   public static ModelSession open(
       byte[] model, String input, List<String> outputs, Device device, int threads) {
+    return open(model, null, input, outputs, device, threads);
+  }
+
+  /**
+   * As {@link #open(byte[], String, List, Device, int)}, for a model whose external data files ORT
+   * reads from {@code externalDataDir} (null: the model has none). The caller has checked that
+   * every location stays inside that directory.
+   */
+  public static ModelSession open(
+      byte[] model,
+      Path externalDataDir,
+      String input,
+      List<String> outputs,
+      Device device,
+      int threads) {
     OrtEnvironment env = environment();
     OrtSession session = null;
     String used = "cpu";
     if (device.kind() != Device.Kind.CPU) {
-      try (OrtSession.SessionOptions so = options(threads)) {
+      try (OrtSession.SessionOptions so = options(threads, externalDataDir)) {
         so.addCUDA(device.ordinal());
         session = env.createSession(model, so);
         used = "cuda:" + device.ordinal();
@@ -81,7 +103,7 @@ public final class ModelSession implements AutoCloseable {
       }
     }
     if (session == null) {
-      try (OrtSession.SessionOptions so = options(threads)) {
+      try (OrtSession.SessionOptions so = options(threads, externalDataDir)) {
         session = env.createSession(model, so);
       } catch (OrtException e) {
         throw new InferenceException(
@@ -113,8 +135,13 @@ public final class ModelSession implements AutoCloseable {
     }
   }
 
-  private static OrtSession.SessionOptions options(int threads) throws OrtException {
+  private static OrtSession.SessionOptions options(int threads, Path externalDataDir)
+      throws OrtException {
     OrtSession.SessionOptions so = new OrtSession.SessionOptions();
+    if (externalDataDir != null) {
+      // A model loaded from bytes has no directory of its own; ORT resolves external data here.
+      so.addConfigEntry(EXTERNAL_DATA_FOLDER, externalDataDir.toString());
+    }
     so.setIntraOpNumThreads(threads);
     so.setInterOpNumThreads(1);
     so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);

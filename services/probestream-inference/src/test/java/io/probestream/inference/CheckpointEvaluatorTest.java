@@ -370,4 +370,60 @@ class CheckpointEvaluatorTest {
         .hasMessage(
             "layer 'h' has 2 features per sample; limit probestream.limits.max-feature-width = 1");
   }
+
+  /**
+   * A residual block with batch-norm at a given opset: bn = BatchNormalization(input) (scale 2,
+   * bias 1, mean 0.5, var 4 − eps, so bn = (x − 0.5)·2/2 + 1 = x + 0.5), h = Relu(bn) + input,
+   * logits = Gemm(h, W, b).
+   */
+  private static byte[] residualModel(int opset) {
+    return new OnnxModelBuilder()
+        .opset(opset)
+        .input("input", 2)
+        .vector("bn.scale", 2, 2)
+        .vector("bn.bias", 1, 1)
+        .vector("bn.mean", 0.5, 0.5)
+        .vector("bn.var", 4 - 1e-5, 4 - 1e-5)
+        .matrix("classifier.weight", new double[][] {{1, 0}, {0, 1}, {-1, -1}})
+        .vector("classifier.bias", 0, -2.5, 0)
+        .node(
+            "BatchNormalization",
+            new String[] {"input", "bn.scale", "bn.bias", "bn.mean", "bn.var"},
+            new String[] {"bn"})
+        .relu("bn", "r")
+        .node("Add", new String[] {"r", "input"}, new String[] {"h"})
+        .linear("h", "classifier.weight", "classifier.bias", "logits")
+        .output("logits", 3)
+        .build();
+  }
+
+  @ParameterizedTest(name = "opset {0}")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {13, 14, 15, 16, 17, 18, 19, 20, 21})
+  void residualBatchNormModelsRunAtEveryOpsetFrom13To21(int opset) {
+    // NC-B's inputs x, all ≥ −3: h = relu(x + 0.5) + x. Class 0: (2,0)→(4.5,0.5), (4,0)→(8.5,0.5);
+    // class 1: (0,2)→(0.5,4.5), (0,4)→(0.5,8.5), (0,3)→(0.5,6.5); class 2: (−1,−1)→(−1,−1),
+    // (−3,−3)→(−3,−3). V_c = 4 (devs ±2), 8/3 (devs −2, 2, 0), 2 (devs ±(1,1)).
+    float[][] h = {
+      {4.5f, 0.5f}, {8.5f, 0.5f}, {0.5f, 4.5f}, {0.5f, 8.5f}, {0.5f, 6.5f}, {-1, -1}, {-3, -3}
+    };
+    int[] y = {0, 0, 1, 1, 1, 2, 2};
+    // Σ V_c = 4 + 8/3 + 2; μ = (6.5,0.5), (0.5,6.5), (−2,−2); μ_G = (5/3, 5/3);
+    // Σ‖m_c‖² = 2·((29/6)² + (7/6)²) + 2·(11/3)² = 2·(841+49)/36 + 2·121/9.
+    double within = 4 + 8.0 / 3 + 2;
+    double between = 2 * (841.0 + 49) / 36 + 2 * 121.0 / 9;
+    Map<String, Double> m =
+        evaluator(3, 1 << 20)
+            .evaluate(
+                residualModel(opset),
+                new EvaluationSpec(
+                    "input", Map.of("h", "h"), "logits", "classifier.weight", 3, null),
+                NCB_DATA,
+                CheckpointEvaluator.Progress.NONE)
+            .layers()
+            .get("h")
+            .metrics();
+    assertThat(m.get("nc1_trace")).isCloseTo(within / between, within(1e-12));
+    assertThat(m.get("samples")).isEqualTo(7);
+    assertThat(m).containsKeys("nc3_self_duality", "nc4_ncc_mismatch"); // h feeds the Gemm
+  }
 }

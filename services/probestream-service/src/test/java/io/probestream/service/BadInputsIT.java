@@ -282,7 +282,7 @@ class BadInputsIT {
           uriManifest("uri", 3, "http://example.org/ncb.onnx"),
           "http",
           "uri_not_allowed",
-          "only file:// URIs under probestream.model.file-roots are allowed");
+          "http(s) URIs are refused while probestream.model.allowed-hosts is empty");
       bad(
           c,
           "uri",

@@ -6,12 +6,17 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
- * Writes small ONNX models in pure Java (IR 8, opset 17), for fixtures whose outputs can be worked
- * out by hand. Field numbers are those of onnx/onnx.proto. Not thread-safe; one builder per model.
+ * Writes small ONNX models in pure Java (opset 17 unless {@link #opset} says otherwise), for
+ * fixtures whose outputs can be worked out by hand. Field numbers are those of onnx/onnx.proto. Not
+ * thread-safe; one builder per model.
  */
 public final class OnnxModelBuilder {
   private static final int FLOAT = 1;
@@ -20,7 +25,18 @@ public final class OnnxModelBuilder {
   private final List<byte[]> initializers = new ArrayList<>();
   private final List<byte[]> inputs = new ArrayList<>();
   private final List<byte[]> outputs = new ArrayList<>();
+  private final Map<String, ByteArrayOutputStream> externalFiles = new LinkedHashMap<>();
   private int nodeCount;
+  private int opset = 17;
+
+  /**
+   * The default-domain opset to declare (default 17); the IR version follows the ONNX release that
+   * introduced it (opset ≤ 18: IR 8, 19–20: IR 9, 21: IR 10).
+   */
+  public OnnxModelBuilder opset(int version) {
+    this.opset = version;
+    return this;
+  }
 
   private interface Body {
     void write(CodedOutputStream o) throws IOException;
@@ -53,6 +69,90 @@ public final class OnnxModelBuilder {
               o.writeByteArray(9, bb.array());
             }));
     return this;
+  }
+
+  /**
+   * A float initializer kept as ONNX external data: TensorProto data_location = EXTERNAL, with
+   * {@code external_data} entries location, offset and length; its raw little-endian bytes are
+   * appended to the side file {@code location} (see {@link #externalFiles()} and {@link #writeTo}).
+   */
+  public OnnxModelBuilder externalInitializer(
+      String name, long[] dims, float[] values, String location) {
+    ByteBuffer bb = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+    bb.asFloatBuffer().put(values);
+    ByteArrayOutputStream file =
+        externalFiles.computeIfAbsent(location, l -> new ByteArrayOutputStream());
+    long offset = file.size();
+    file.writeBytes(bb.array());
+    initializers.add(
+        msg(
+            o -> {
+              for (long d : dims) {
+                o.writeInt64(1, d);
+              }
+              o.writeInt32(2, FLOAT);
+              o.writeString(8, name);
+              o.writeByteArray(13, entry("location", location));
+              o.writeByteArray(13, entry("offset", Long.toString(offset)));
+              o.writeByteArray(13, entry("length", Integer.toString(values.length * 4)));
+              o.writeEnum(14, 1); // DataLocation.EXTERNAL
+            }));
+    return this;
+  }
+
+  /** A 2-D initializer from rows, kept as external data in {@code location}. */
+  public OnnxModelBuilder externalMatrix(String name, double[][] rows, String location) {
+    return externalInitializer(
+        name, new long[] {rows.length, rows[0].length}, flatten(rows), location);
+  }
+
+  /** A 1-D initializer kept as external data in {@code location}. */
+  public OnnxModelBuilder externalVector(String name, String location, double... values) {
+    float[] v = new float[values.length];
+    for (int i = 0; i < v.length; i++) {
+      v[i] = (float) values[i];
+    }
+    return externalInitializer(name, new long[] {v.length}, v, location);
+  }
+
+  /** The side files of the external initializers so far: location → bytes. */
+  public Map<String, byte[]> externalFiles() {
+    Map<String, byte[]> files = new LinkedHashMap<>();
+    externalFiles.forEach((location, bytes) -> files.put(location, bytes.toByteArray()));
+    return files;
+  }
+
+  /**
+   * Writes the model as {@code dir/fileName} and each side file at its location relative to {@code
+   * dir}; returns the model's path.
+   */
+  public Path writeTo(Path dir, String fileName) throws IOException {
+    for (Map.Entry<String, byte[]> f : externalFiles().entrySet()) {
+      Path side = dir.resolve(f.getKey());
+      Files.createDirectories(side.toAbsolutePath().getParent());
+      Files.write(side, f.getValue());
+    }
+    return Files.write(dir.resolve(fileName), build());
+  }
+
+  private static byte[] entry(String key, String value) {
+    return msg(
+        o -> {
+          o.writeString(1, key);
+          o.writeString(2, value);
+        });
+  }
+
+  private static float[] flatten(double[][] rows) {
+    int r = rows.length;
+    int c = rows[0].length;
+    float[] v = new float[r * c];
+    for (int i = 0; i < r; i++) {
+      for (int j = 0; j < c; j++) {
+        v[i * c + j] = (float) rows[i][j];
+      }
+    }
+    return v;
   }
 
   /** A 2-D initializer from rows. */
@@ -142,18 +242,18 @@ public final class OnnxModelBuilder {
                 o.writeByteArray(12, v);
               }
             });
-    byte[] opset =
+    byte[] opsetImport =
         msg(
             o -> {
               o.writeString(1, "");
-              o.writeInt64(2, 17);
+              o.writeInt64(2, opset);
             });
     return msg(
         o -> {
-          o.writeInt64(1, 8);
+          o.writeInt64(1, opset <= 18 ? 8 : opset <= 20 ? 9 : 10);
           o.writeString(2, "probestream-testkit");
           o.writeByteArray(7, graph);
-          o.writeByteArray(8, opset);
+          o.writeByteArray(8, opsetImport);
         });
   }
 

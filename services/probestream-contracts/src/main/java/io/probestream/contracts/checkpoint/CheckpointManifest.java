@@ -27,6 +27,8 @@ import java.util.regex.Pattern;
  * @param logits the logits tensor, never blank
  * @param classifierWeight the classifier weight initializer, or null
  * @param classes number of classes C, 1..{@link #MAX_CLASSES}
+ * @param autoLayers whether {@code layers} was {@code "auto"}: the service picks the layers from
+ *     the graph ({@code layers} is then empty)
  */
 public record CheckpointManifest(
     String experiment,
@@ -39,7 +41,8 @@ public record CheckpointManifest(
     Map<String, String> layers,
     String logits,
     String classifierWeight,
-    int classes) {
+    int classes,
+    boolean autoLayers) {
 
   public static final int MAX_CLASSES = 100_000;
   private static final int MAX_ID_LENGTH = 200;
@@ -62,6 +65,34 @@ public record CheckpointManifest(
 
   /** Where a checkpoint's model bytes come from: an assembled blob or a URI. */
   public sealed interface ModelRef permits Blob, Uri {}
+
+  /** A manifest with the layers named (not {@code "auto"}). */
+  public CheckpointManifest(
+      String experiment,
+      String run,
+      long step,
+      Long epoch,
+      Map<String, Double> metrics,
+      ModelRef model,
+      String input,
+      Map<String, String> layers,
+      String logits,
+      String classifierWeight,
+      int classes) {
+    this(
+        experiment,
+        run,
+        step,
+        epoch,
+        metrics,
+        model,
+        input,
+        layers,
+        logits,
+        classifierWeight,
+        classes,
+        false);
+  }
 
   /** A model published on the {@code blobs} topic in {@code chunks} chunks. */
   public record Blob(String sha256, long size, int chunks) implements ModelRef {
@@ -141,8 +172,12 @@ public record CheckpointManifest(
       model.put("uri", ((Uri) this.model).uri());
     }
     o.put("input", input);
-    com.fasterxml.jackson.databind.node.ObjectNode l = o.putObject("layers");
-    layers.forEach(l::put);
+    if (autoLayers) {
+      o.put("layers", "auto");
+    } else {
+      com.fasterxml.jackson.databind.node.ObjectNode l = o.putObject("layers");
+      layers.forEach(l::put);
+    }
     o.put("logits", logits);
     if (classifierWeight != null) {
       o.put("classifier_weight", classifierWeight);
@@ -178,10 +213,15 @@ public record CheckpointManifest(
         metrics(root.get("metrics")),
         modelRef(root.get("model")),
         text(root, "input", true),
-        layers(root.get("layers")),
+        isAuto(root.get("layers")) ? Map.of() : layers(root.get("layers")),
         text(root, "logits", true),
         text(root, "classifier_weight", false),
-        classes(root));
+        classes(root),
+        isAuto(root.get("layers")));
+  }
+
+  private static boolean isAuto(JsonNode layers) {
+    return layers != null && layers.isTextual() && layers.asText().equals("auto");
   }
 
   private static int classes(JsonNode root) {
@@ -245,7 +285,8 @@ public record CheckpointManifest(
       return out;
     }
     if (!node.isObject()) {
-      throw new ManifestException("layers must be an object of layer name → tensor name");
+      throw new ManifestException(
+          "layers must be an object of layer name → tensor name, or \"auto\"");
     }
     node.fields()
         .forEachRemaining(

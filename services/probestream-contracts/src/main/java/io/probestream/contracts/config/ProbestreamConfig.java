@@ -3,7 +3,10 @@ package io.probestream.contracts.config;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * The whole configuration of a Probestream process, one immutable record per feature. Load it once
@@ -151,7 +154,10 @@ public record ProbestreamConfig(
             "Largest batch record; topics the service creates allow it.");
     static final ConfigKey MAX_MODEL =
         ConfigKey.of(
-            "probestream.limits.max-model-bytes", "2147483639", "Largest model (blob or file).");
+            "probestream.limits.max-model-bytes",
+            "2147483639",
+            "Largest model (blob, file or download); ONNX external data beside a file:// model is"
+                + " not counted.");
     static final ConfigKey MAX_REFERENCE =
         ConfigKey.of(
             "probestream.limits.max-reference-samples",
@@ -198,12 +204,30 @@ public record ProbestreamConfig(
   }
 
   /** Model loading and inference. */
-  public record Model(List<Path> fileRoots, String device, int batchSize, long featureCacheBytes) {
+  public record Model(
+      List<Path> fileRoots,
+      List<String> allowedHosts,
+      long httpTimeoutMs,
+      String device,
+      int batchSize,
+      long featureCacheBytes) {
     static final ConfigKey FILE_ROOTS =
         ConfigKey.of(
             "probestream.model.file-roots",
             "",
             "Directories a file:// model URI may point into (comma-separated); empty refuses file URIs.");
+    static final ConfigKey ALLOWED_HOSTS =
+        ConfigKey.of(
+            "probestream.model.allowed-hosts",
+            "",
+            "Hosts an http(s):// model URI may name (comma-separated host, any port, or host:port);"
+                + " empty refuses http(s) URIs.");
+    static final ConfigKey HTTP_TIMEOUT =
+        ConfigKey.of(
+            "probestream.model.http-timeout-ms",
+            "30000",
+            "Longest wait of an http(s) model fetch to connect, for the response, or for the next"
+                + " bytes of the body; past it the fetch is retried.");
     static final ConfigKey DEVICE =
         ConfigKey.of("probestream.model.device", "auto", "auto, cpu or cuda[:N].");
     static final ConfigKey BATCH_SIZE =
@@ -214,13 +238,41 @@ public record ProbestreamConfig(
             "536870912",
             "Features kept between the two probe passes of one checkpoint; above it inference runs twice.");
 
+    // host name or IPv4 literal, or a bracketed IPv6 literal, then an optional :port
+    private static final Pattern HOST_PORT =
+        Pattern.compile("([a-z0-9.-]+|\\[[0-9a-f:.]+\\])(?::([0-9]{1,5}))?");
+
+    public Model {
+      fileRoots = List.copyOf(fileRoots);
+      List<String> hosts = new ArrayList<>();
+      for (String h : allowedHosts) {
+        String entry = h.trim().toLowerCase(Locale.ROOT);
+        Matcher m = HOST_PORT.matcher(entry);
+        if (!m.matches()
+            || entry.startsWith(".")
+            || (m.group(2) != null
+                && (Integer.parseInt(m.group(2)) < 1 || Integer.parseInt(m.group(2)) > 65535))) {
+          throw new ConfigException(
+              ALLOWED_HOSTS.name()
+                  + " entry '"
+                  + h
+                  + "': must be a host or host:port (port 1..65535), without scheme, path or"
+                  + " wildcard");
+        }
+        hosts.add(entry);
+      }
+      allowedHosts = List.copyOf(hosts);
+    }
+
     static Model take(ConfigSource s) {
       List<Path> roots = new ArrayList<>();
       for (String r : s.takeList(FILE_ROOTS)) {
         roots.add(Path.of(r).toAbsolutePath().normalize());
       }
       return new Model(
-          List.copyOf(roots),
+          roots,
+          s.takeList(ALLOWED_HOSTS),
+          s.takeLong(HTTP_TIMEOUT, 1, 3_600_000),
           s.take(DEVICE),
           s.takeInt(BATCH_SIZE, 1, 1 << 20),
           s.takeLong(CACHE, 0, Long.MAX_VALUE));
@@ -290,6 +342,8 @@ public record ProbestreamConfig(
         Pending.MAX,
         Pending.AGE,
         Model.FILE_ROOTS,
+        Model.ALLOWED_HOSTS,
+        Model.HTTP_TIMEOUT,
         Model.DEVICE,
         Model.BATCH_SIZE,
         Model.CACHE,

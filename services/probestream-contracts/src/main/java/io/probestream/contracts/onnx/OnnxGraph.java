@@ -10,6 +10,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * The parts of an ONNX model Probestream reads without a runtime: graph inputs and outputs with
@@ -412,6 +413,15 @@ public final class OnnxGraph {
    * feature input, and W as a C × d matrix with rows = classes (PROBES.md §0).
    */
   public Classifier classifier(String weightName) {
+    return classifier(weightName, name -> null);
+  }
+
+  /**
+   * As {@link #classifier(String)}, for a model that may keep W as external data: {@code
+   * externalRaw} gives the raw little-endian bytes of an initializer by name, or null when it
+   * cannot.
+   */
+  public Classifier classifier(String weightName, Function<String, byte[]> externalRaw) {
     Initializer w = initializers.get(weightName);
     if (w == null) {
       throw new OnnxFormatException(
@@ -419,6 +429,12 @@ public final class OnnxGraph {
               + weightName
               + "'; 2-D initializers are "
               + matrixInitializers());
+    }
+    if (w.raw() == null && w.floatData() == null) {
+      byte[] raw = externalRaw.apply(weightName);
+      if (raw != null) {
+        w = new Initializer(w.name(), w.dataType(), w.dims(), raw, null);
+      }
     }
     if (w.dims().length != 2) {
       throw new OnnxFormatException(
@@ -527,6 +543,48 @@ public final class OnnxGraph {
     return producer.inputs().get(0);
   }
 
+  /** Activation ops whose outputs are candidate layers for {@link #autoLayers}. */
+  private static final java.util.Set<String> ACTIVATIONS =
+      java.util.Set.of(
+          "Relu",
+          "LeakyRelu",
+          "PRelu",
+          "Elu",
+          "Selu",
+          "Celu",
+          "Gelu",
+          "Sigmoid",
+          "HardSigmoid",
+          "Tanh",
+          "Softplus",
+          "Mish",
+          "HardSwish");
+
+  /**
+   * Sensible layers to probe when a user says {@code auto}: the output of every activation node
+   * (the end of each block, and the activations inside blocks), in graph order, plus the tensor
+   * that feeds the classifier; the last {@code max} of them, nearest the logits. Names are the
+   * tensors' own.
+   *
+   * @param classifierInput the tensor feeding the classifier, or null when unknown
+   */
+  public List<String> autoLayers(String classifierInput, int max) {
+    java.util.LinkedHashSet<String> picked = new java.util.LinkedHashSet<>();
+    for (Node n : nodes) {
+      if (ACTIVATIONS.contains(n.opType())
+          && !n.outputs().isEmpty()
+          && !n.outputs().get(0).isEmpty()) {
+        picked.add(n.outputs().get(0));
+      }
+    }
+    if (classifierInput != null) {
+      picked.remove(classifierInput);
+      picked.add(classifierInput);
+    }
+    List<String> all = new ArrayList<>(picked);
+    return List.copyOf(all.subList(Math.max(0, all.size() - max), all.size()));
+  }
+
   /** The node that outputs {@code tensor}, or null. */
   public Node producerOf(String tensor) {
     for (Node n : nodes) {
@@ -557,5 +615,229 @@ public final class OnnxGraph {
       n.add(v.name());
     }
     return n;
+  }
+
+  /**
+   * A tensor whose values live in a file beside the model (ONNX external data: TensorProto
+   * data_location = EXTERNAL, or external_data entries): the tensor's name and its {@code
+   * external_data} entries (location, offset, length, checksum…). Immutable.
+   */
+  public record ExternalData(String tensor, Map<String, String> entries) {
+    /** Part of ONNX Runtime's tag that makes {@code offset} a memory address, not a file offset. */
+    static final String ORT_MEMORY_TAG = "_ORT_MEM_ADDR_";
+
+    public ExternalData {
+      entries = Collections.unmodifiableMap(new LinkedHashMap<>(entries));
+    }
+
+    /** The file, relative to the model's directory; empty when the model names none. */
+    public String location() {
+      return entries.getOrDefault("location", "");
+    }
+
+    /** Byte offset in the file; 0 when absent. */
+    public long offset() {
+      return number("offset", 0);
+    }
+
+    /** Byte length in the file; -1 (to the end of the file) when absent. */
+    public long length() {
+      return number("length", -1);
+    }
+
+    private long number(String key, long fallback) {
+      String v = entries.get(key);
+      if (v == null) {
+        return fallback;
+      }
+      try {
+        long n = Long.parseLong(v.trim());
+        if (n >= 0) {
+          return n;
+        }
+      } catch (NumberFormatException e) {
+        // reported below, naming the tensor
+      }
+      throw new OnnxFormatException(
+          "tensor '" + tensor + "' has external_data " + key + " = '" + v + "'; must be ≥ 0");
+    }
+
+    /**
+     * Why {@link #location()} could reach outside the model's directory (empty, absolute, a {@code
+     * ..} segment, or ORT's memory-address tag), or null when it cannot.
+     */
+    public String escape() {
+      String l = location();
+      if (l.isEmpty()) {
+        return "it names no location";
+      }
+      if (l.contains(ORT_MEMORY_TAG) || l.indexOf('\0') >= 0) {
+        return "it is not a file name";
+      }
+      if (l.startsWith("/") || l.startsWith("\\") || l.matches("^[A-Za-z]:.*")) {
+        return "it is absolute";
+      }
+      for (String segment : l.split("[/\\\\]")) {
+        if (segment.equals("..")) {
+          return "it contains '..'";
+        }
+      }
+      return null;
+    }
+  }
+
+  private static final int MAX_NESTING = 64;
+
+  /**
+   * Every tensor of the model that keeps its values as external data, in file order: initializers
+   * and sparse initializers of the graph and of every subgraph, tensors in node attributes, and
+   * those of functions and training info. Reads the wire format in place (no copies of raw data),
+   * so it is cheap on large models; throws {@link OnnxFormatException} if the bytes are not ONNX.
+   */
+  public static List<ExternalData> externalData(byte[] model) {
+    List<ExternalData> out = new ArrayList<>();
+    try {
+      CodedInputStream in = CodedInputStream.newInstance(model);
+      in.setSizeLimit(Integer.MAX_VALUE);
+      for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+        switch (messageField(tag)) {
+          case 7 -> nested(in, 0, out, OnnxGraph::scanGraph); // graph
+          case 20 -> nested(in, 0, out, OnnxGraph::scanTrainingInfo);
+          case 25 -> nested(in, 0, out, OnnxGraph::scanFunction); // functions
+          default -> in.skipField(tag);
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      if (e instanceof OnnxFormatException ofe) {
+        throw ofe;
+      }
+      throw new OnnxFormatException("not an ONNX model: " + e.getMessage(), e);
+    }
+    return out;
+  }
+
+  private interface Scan {
+    void scan(CodedInputStream in, int depth, List<ExternalData> out) throws IOException;
+  }
+
+  /** The field number of a length-delimited tag (every message field), or -1 for other wires. */
+  private static int messageField(int tag) {
+    return WireFormat.getTagWireType(tag) == WireFormat.WIRETYPE_LENGTH_DELIMITED
+        ? WireFormat.getTagFieldNumber(tag)
+        : -1;
+  }
+
+  private static void nested(CodedInputStream in, int depth, List<ExternalData> out, Scan scan)
+      throws IOException {
+    if (depth > MAX_NESTING) {
+      throw new OnnxFormatException("graphs nest deeper than " + MAX_NESTING + " levels");
+    }
+    int limit = in.pushLimit(in.readRawVarint32());
+    scan.scan(in, depth + 1, out);
+    in.popLimit(limit);
+  }
+
+  private static void scanTrainingInfo(CodedInputStream in, int depth, List<ExternalData> out)
+      throws IOException {
+    for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+      int f = messageField(tag);
+      if (f == 1 || f == 2) { // initialization, algorithm
+        nested(in, depth, out, OnnxGraph::scanGraph);
+      } else {
+        in.skipField(tag);
+      }
+    }
+  }
+
+  private static void scanFunction(CodedInputStream in, int depth, List<ExternalData> out)
+      throws IOException {
+    for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+      if (messageField(tag) == 7) { // FunctionProto.node
+        nested(in, depth, out, OnnxGraph::scanNode);
+      } else {
+        in.skipField(tag);
+      }
+    }
+  }
+
+  private static void scanGraph(CodedInputStream in, int depth, List<ExternalData> out)
+      throws IOException {
+    for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+      switch (messageField(tag)) {
+        case 1 -> nested(in, depth, out, OnnxGraph::scanNode);
+        case 5 -> nested(in, depth, out, OnnxGraph::scanTensor); // initializer
+        case 15 -> nested(in, depth, out, OnnxGraph::scanSparse); // sparse_initializer
+        default -> in.skipField(tag);
+      }
+    }
+  }
+
+  private static void scanNode(CodedInputStream in, int depth, List<ExternalData> out)
+      throws IOException {
+    for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+      if (messageField(tag) == 5) { // attribute
+        nested(in, depth, out, OnnxGraph::scanAttribute);
+      } else {
+        in.skipField(tag);
+      }
+    }
+  }
+
+  private static void scanAttribute(CodedInputStream in, int depth, List<ExternalData> out)
+      throws IOException {
+    for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+      switch (messageField(tag)) {
+        case 5, 10 -> nested(in, depth, out, OnnxGraph::scanTensor); // t, tensors
+        case 6, 11 -> nested(in, depth, out, OnnxGraph::scanGraph); // g, graphs
+        case 22, 23 -> nested(in, depth, out, OnnxGraph::scanSparse); // sparse_tensor(s)
+        default -> in.skipField(tag);
+      }
+    }
+  }
+
+  private static void scanSparse(CodedInputStream in, int depth, List<ExternalData> out)
+      throws IOException {
+    for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+      int f = messageField(tag);
+      if (f == 1 || f == 2) { // values, indices
+        nested(in, depth, out, OnnxGraph::scanTensor);
+      } else {
+        in.skipField(tag);
+      }
+    }
+  }
+
+  // onnx.proto is proto2: ORT does not insist on UTF-8 in strings, so neither does this scan.
+  private static void scanTensor(CodedInputStream in, int depth, List<ExternalData> out)
+      throws IOException {
+    String name = "";
+    boolean external = false;
+    Map<String, String> entries = new LinkedHashMap<>();
+    for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+      int field = WireFormat.getTagFieldNumber(tag);
+      if (field == 8 && messageField(tag) == 8) {
+        name = in.readString();
+      } else if (field == 13 && messageField(tag) == 13) {
+        // StringStringEntryProto: key = 1, value = 2
+        CodedInputStream e = CodedInputStream.newInstance(in.readByteArray());
+        String key = "";
+        String value = "";
+        for (int t = e.readTag(); t != 0; t = e.readTag()) {
+          switch (messageField(t)) {
+            case 1 -> key = e.readString();
+            case 2 -> value = e.readString();
+            default -> e.skipField(t);
+          }
+        }
+        entries.put(key, value);
+      } else if (field == 14 && WireFormat.getTagWireType(tag) == WireFormat.WIRETYPE_VARINT) {
+        external = in.readEnum() == 1; // DataLocation.EXTERNAL
+      } else {
+        in.skipField(tag);
+      }
+    }
+    if (external || !entries.isEmpty()) {
+      out.add(new ExternalData(name, entries));
+    }
   }
 }

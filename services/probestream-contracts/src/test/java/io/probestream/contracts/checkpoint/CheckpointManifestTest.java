@@ -291,7 +291,7 @@ class CheckpointManifestTest {
         Arguments.of(
             "layers not an object",
             edited(r -> r.putArray("layers").add("h1")),
-            "layers must be an object of layer name → tensor name"),
+            "layers must be an object of layer name → tensor name, or \"auto\""),
         Arguments.of(
             "layer tensor not a string",
             edited(r -> ((ObjectNode) r.get("layers")).put("fc2", 2)),
@@ -365,5 +365,17 @@ class CheckpointManifestTest {
             "logits",
             "classifier_weight",
             "classes");
+  }
+
+  @Test
+  void layersAutoParsesAndRoundTrips() {
+    String json =
+        "{\"experiment\":\"e\",\"run\":\"r\",\"step\":1,\"model\":{\"uri\":\"file:///m.onnx\"},"
+            + "\"input\":\"input\",\"layers\":\"auto\",\"logits\":\"logits\",\"classes\":3}";
+    CheckpointManifest m =
+        CheckpointManifest.parse(json.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    assertThat(m.autoLayers()).isTrue();
+    assertThat(m.layers()).isEmpty();
+    assertThat(CheckpointManifest.parse(m.toJson())).isEqualTo(m);
   }
 }

@@ -80,6 +80,32 @@ class ProbestreamConfigTest {
   }
 
   @Test
+  void allowedHostsAreHostsOrHostPortsAndNothingElse() {
+    ProbestreamConfig c =
+        ProbestreamConfig.of(
+            Map.of(
+                "kafka.embedded",
+                "true",
+                "model.allowed-hosts",
+                "Models.Example.com, 127.0.0.1:8080,[::1]:9000"));
+    assertThat(c.model().allowedHosts())
+        .containsExactly("models.example.com", "127.0.0.1:8080", "[::1]:9000");
+    assertThat(c.model().httpTimeoutMs()).isEqualTo(30_000);
+    for (String bad : new String[] {"http://models.example.com", "*.example.com", "h:0", "h/x"}) {
+      assertThatThrownBy(
+              () ->
+                  ProbestreamConfig.of(
+                      Map.of("kafka.embedded", "true", "model.allowed-hosts", bad)))
+          .as(bad)
+          .hasMessage(
+              "probestream.model.allowed-hosts entry '"
+                  + bad
+                  + "': must be a host or host:port (port 1..65535), without scheme, path or"
+                  + " wildcard");
+    }
+  }
+
+  @Test
   void environmentNamesDeriveFromKeys() {
     assertThat(ConfigKey.of("probestream.workers.max-in-flight", "", "").environmentVariable())
         .isEqualTo("PROBESTREAM_WORKERS_MAX_IN_FLIGHT");

@@ -12,6 +12,7 @@ import io.probestream.contracts.topics.DlqReason;
 import io.probestream.contracts.topics.Headers;
 import io.probestream.inference.CheckpointEvaluator;
 import io.probestream.inference.EvaluationSpec;
+import io.probestream.inference.ModelBytes;
 import io.probestream.inference.Reduction;
 import io.probestream.inference.ReferenceBatch;
 import io.probestream.probes.ProbeOutput;
@@ -28,10 +29,7 @@ import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
 import java.io.IOException;
-import java.net.URI;
-import java.net.URISyntaxException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayDeque;
@@ -63,6 +61,7 @@ public final class CheckpointEngine {
   private final ResultPublisher publisher;
   private final ServiceMetrics metrics;
   private final CheckpointEvaluator evaluator;
+  private final ModelSource models;
   private final Schemas schemas = Schemas.get(); // loaded with the engine, not on the event loop
   private java.util.function.Consumer<CheckpointManifest> evaluated = m -> {};
   private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>();
@@ -91,6 +90,7 @@ public final class CheckpointEngine {
     this.references = references;
     this.publisher = publisher;
     this.metrics = metrics;
+    this.models = new ModelSource(config.model(), config.limits(), blobs);
     // Workers run checkpoints side by side; one intra-op thread each avoids oversubscription.
     this.evaluator =
         new CheckpointEvaluator(
@@ -159,28 +159,7 @@ public final class CheckpointEngine {
   }
 
   private void checkUri(String uri) {
-    URI u;
-    try {
-      u = new URI(uri);
-    } catch (URISyntaxException e) {
-      throw new PoisonException(
-          DlqReason.URI_NOT_ALLOWED, "model.uri = '" + uri + "' is not a URI");
-    }
-    if (!"file".equals(u.getScheme())) {
-      throw new PoisonException(
-          DlqReason.URI_NOT_ALLOWED,
-          "model.uri = '"
-              + uri
-              + "': only file:// URIs under probestream.model.file-roots are"
-              + " allowed in this version");
-    }
-    if (config.model().fileRoots().isEmpty()) {
-      throw new PoisonException(
-          DlqReason.URI_NOT_ALLOWED,
-          "model.uri = '"
-              + uri
-              + "': file URIs are refused while probestream.model.file-roots is empty");
-    }
+    models.checkUri(uri);
   }
 
   /** A blob became available: start what waited for it. */
@@ -321,11 +300,21 @@ public final class CheckpointEngine {
         .onFailure(w.done()::fail);
   }
 
-  /** Blocking: the checkpoint's model bytes, from the blob store or its file URI. */
-  byte[] loadModel(CheckpointManifest m) throws IOException {
-    return m.model() instanceof CheckpointManifest.Blob b
-        ? blobs.read(b.sha256())
-        : readUri(((CheckpointManifest.Uri) m.model()).uri());
+  /** Blocking: the checkpoint's model, from the blob store or its URI ({@link ModelSource}). */
+  ModelBytes loadModel(CheckpointManifest m) throws IOException {
+    return models.load(m);
+  }
+
+  /** The manifest's layers, or those {@code "auto"} picks from the model's graph. */
+  static Map<String, String> layersOf(CheckpointManifest m, byte[] model) {
+    return m.autoLayers()
+        ? CheckpointEvaluator.autoLayers(model, m.logits(), m.classifierWeight())
+        : m.layers();
+  }
+
+  /** As {@link #layersOf(CheckpointManifest, byte[])}, on a loaded model. */
+  static Map<String, String> layersOf(CheckpointManifest m, ModelBytes model) {
+    return layersOf(m, model.bytes());
   }
 
   /** The evaluator, shared with live splits. */
@@ -341,13 +330,20 @@ public final class CheckpointEngine {
   /** Blocking: loads the model and the reference data, runs inference and the probes. */
   private List<ProbeResult> compute(CheckpointManifest m, ReferenceIngest.Complete reference)
       throws IOException {
-    byte[] model = loadModel(m);
+    ModelBytes model = loadModel(m);
     String modelSha =
-        m.model() instanceof CheckpointManifest.Blob b ? b.sha256() : ProbeResult.sha256Hex(model);
+        m.model() instanceof CheckpointManifest.Blob b
+            ? b.sha256()
+            : ProbeResult.sha256Hex(model.bytes());
     List<ReferenceBatch> batches = referenceBatches(reference, m.input());
     EvaluationSpec spec =
         new EvaluationSpec(
-            m.input(), m.layers(), m.logits(), m.classifierWeight(), m.classes(), Reduction.GAP);
+            m.input(),
+            layersOf(m, model),
+            m.logits(),
+            m.classifierWeight(),
+            m.classes(),
+            Reduction.GAP);
     long t0 = System.nanoTime();
     CheckpointEvaluator.Evaluation e =
         evaluator.evaluate(model, spec, batches, CheckpointEvaluator.Progress.NONE);
@@ -373,46 +369,6 @@ public final class CheckpointEngine {
               latency));
     }
     return results;
-  }
-
-  private byte[] readUri(String uri) throws IOException {
-    Path p;
-    try {
-      p = Path.of(new URI(uri)).toAbsolutePath().normalize();
-    } catch (URISyntaxException | IllegalArgumentException e) {
-      throw new PoisonException(
-          DlqReason.URI_NOT_ALLOWED, "model.uri = '" + uri + "': " + e.getMessage());
-    }
-    Path real;
-    try {
-      real = p.toRealPath();
-    } catch (NoSuchFileException e) {
-      throw new PoisonException(
-          DlqReason.MODEL_UNLOADABLE, "model.uri = '" + uri + "': no such file");
-    }
-    boolean allowed = false;
-    for (Path root : config.model().fileRoots()) {
-      Path r = Files.exists(root) ? root.toRealPath() : root;
-      allowed |= real.startsWith(r);
-    }
-    if (!allowed) {
-      throw new PoisonException(
-          DlqReason.URI_NOT_ALLOWED,
-          "model.uri = '"
-              + uri
-              + "' is outside probestream.model.file-roots = "
-              + config.model().fileRoots());
-    }
-    long size = Files.size(real);
-    if (size > config.limits().maxModelBytes()) {
-      throw new PoisonException(
-          DlqReason.PAYLOAD_TOO_LARGE,
-          "model file is "
-              + size
-              + " bytes; limit probestream.limits.max-model-bytes = "
-              + config.limits().maxModelBytes());
-    }
-    return Files.readAllBytes(real);
   }
 
   /**

@@ -9,6 +9,7 @@ import io.probestream.contracts.topics.DlqReason;
 import io.probestream.contracts.topics.Headers;
 import io.probestream.inference.CheckpointEvaluator;
 import io.probestream.inference.EvaluationSpec;
+import io.probestream.inference.ModelBytes;
 import io.probestream.inference.Reduction;
 import io.probestream.inference.ReferenceBatch;
 import io.probestream.probes.ProbeOutput;
@@ -191,15 +192,16 @@ public final class LiveSplits {
               }
               ReferenceBatch batch =
                   new ReferenceBatch(st.floats(m.input()), x.shape(), st.ints("labels"));
+              ModelBytes model = engine.loadModel(m);
               EvaluationSpec spec =
                   new EvaluationSpec(
                       m.input(),
-                      m.layers(),
+                      CheckpointEngine.layersOf(m, model),
                       m.logits(),
                       m.classifierWeight(),
                       m.classes(),
                       Reduction.GAP);
-              return evaluator.passOne(engine.loadModel(m), spec, batch);
+              return evaluator.passOne(model, spec, batch);
             })
         .compose(one -> publish(m, split, one, (System.nanoTime() - start) / 1_000_000));
   }

@@ -570,4 +570,13 @@ class SchemasTest {
   private static byte[] utf8(String s) {
     return s.getBytes(StandardCharsets.UTF_8);
   }
+
+  @Test
+  void layersMayBeAutoButNoOtherString() {
+    String auto = BLOB_MANIFEST.replaceFirst("\"layers\":\\{[^}]*}", "\"layers\":\"auto\"");
+    assertThat(auto).contains("\"layers\":\"auto\"");
+    assertThat(SCHEMAS.validateManifest(utf8(auto))).isEmpty();
+    assertThat(SCHEMAS.validateManifest(utf8(auto.replace("\"auto\"", "\"all\""))))
+        .containsExactly("$.layers = \"all\": must be the constant value 'auto'");
+  }
 }
