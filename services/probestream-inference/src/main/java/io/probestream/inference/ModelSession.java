@@ -36,6 +36,10 @@ public final class ModelSession implements AutoCloseable {
    */
   static final String EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path";
 
+  // Logged once per process: "auto" on a machine without CUDA is the normal case, not news.
+  private static final java.util.concurrent.atomic.AtomicBoolean AUTO_FALLBACK_LOGGED =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
   private final OrtSession session;
   private final String input;
   private final Set<String> outputs;
@@ -92,7 +96,11 @@ public final class ModelSession implements AutoCloseable {
         session = env.createSession(model, so);
         used = "cuda:" + device.ordinal();
       } catch (OrtException e) {
-        if (device.kind() == Device.Kind.CUDA) {
+        if (device.kind() == Device.Kind.AUTO) {
+          if (AUTO_FALLBACK_LOGGED.compareAndSet(false, true)) {
+            LOG.info("device auto: CUDA not usable (" + e.getMessage() + "); running on CPU");
+          }
+        } else {
           LOG.warning(
               "CUDA device "
                   + device.ordinal()
@@ -188,6 +196,60 @@ public final class ModelSession implements AutoCloseable {
    * batch dimension) and returns the requested outputs, copied out of ORT's memory.
    */
   public Map<String, Output> run(float[] values, long[] shape) {
+    long fixed = fixedBatch();
+    if (fixed <= 0 || shape[0] == fixed) {
+      return runOnce(values, shape);
+    }
+    // The model was exported with a fixed batch dimension (PyTorch's default without
+    // dynamic_axes): run chunks of exactly that size, zero-padding the last, and keep only the
+    // rows that were asked for.
+    int rows = (int) shape[0];
+    int per = rows == 0 ? 0 : values.length / rows;
+    int b = (int) fixed;
+    Map<String, float[]> joined = new LinkedHashMap<>();
+    Map<String, long[]> shapes = new LinkedHashMap<>();
+    Map<String, Integer> perOut = new LinkedHashMap<>();
+    long[] chunkShape = shape.clone();
+    chunkShape[0] = b;
+    for (int from = 0; from < rows; from += b) {
+      int n = Math.min(b, rows - from);
+      float[] chunk = new float[b * per];
+      System.arraycopy(values, from * per, chunk, 0, n * per);
+      Map<String, Output> out = runOnce(chunk, chunkShape);
+      for (Map.Entry<String, Output> e : out.entrySet()) {
+        Output o = e.getValue();
+        if (o.shape().length == 0 || o.shape()[0] != b) {
+          throw new InferenceException(
+              DlqReason.SHAPE_MISMATCH,
+              "output '"
+                  + e.getKey()
+                  + "' of a fixed-batch model has shape "
+                  + java.util.Arrays.toString(o.shape())
+                  + "; its first dimension must be the batch ("
+                  + b
+                  + ")");
+        }
+        int k = o.values().length / b;
+        perOut.put(e.getKey(), k);
+        float[] acc = joined.computeIfAbsent(e.getKey(), x -> new float[rows * k]);
+        System.arraycopy(o.values(), 0, acc, from * k, n * k);
+        long[] sh = o.shape().clone();
+        sh[0] = rows;
+        shapes.put(e.getKey(), sh);
+      }
+    }
+    Map<String, Output> result = new LinkedHashMap<>();
+    joined.forEach((name, v) -> result.put(name, new Output(v, shapes.get(name))));
+    return result;
+  }
+
+  /** The model's declared batch size, or −1 when the batch dimension is symbolic. */
+  public long fixedBatch() {
+    long[] declared = inputShape();
+    return declared.length == 0 ? -1 : declared[0];
+  }
+
+  private Map<String, Output> runOnce(float[] values, long[] shape) {
     FloatBuffer buf = buffers.get();
     if (buf == null || buf.capacity() < values.length) {
       buf =

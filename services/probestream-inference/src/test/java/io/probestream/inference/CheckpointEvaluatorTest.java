@@ -426,4 +426,31 @@ class CheckpointEvaluatorTest {
     assertThat(m.get("samples")).isEqualTo(7);
     assertThat(m).containsKeys("nc3_self_duality", "nc4_ncc_mismatch"); // h feeds the Gemm
   }
+
+  @ParameterizedTest(name = "fixed batch {0}")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {1, 3, 5, 16})
+  void modelsWithAFixedBatchDimensionRunInChunksOfThatSize(int b) {
+    // NC-B's model exported with batch size b (no dynamic axes): the 4 + 3 samples run in chunks of
+    // b, the last zero-padded and cut; the values are NC-B's.
+    byte[] model =
+        new OnnxModelBuilder()
+            .fixedBatch(b)
+            .input("input", 2)
+            .matrix("classifier.weight", new double[][] {{1, 0}, {0, 1}, {-1, -1}})
+            .vector("classifier.bias", 0, -2.5, 0)
+            .identity("input", "h")
+            .linear("h", "classifier.weight", "classifier.bias", "logits")
+            .output("h", 2)
+            .output("logits", 3)
+            .build();
+    Map<String, Double> m =
+        evaluator(256, 1 << 20)
+            .evaluate(model, NCB_SPEC, NCB_DATA, CheckpointEvaluator.Progress.NONE)
+            .layers()
+            .get("h")
+            .metrics();
+    assertThat(m.get("samples")).isEqualTo(7);
+    assertThat(m.get("nc1")).isCloseTo(352.0 / 3969, within(1e-12));
+    assertThat(m.get("nc4_ncc_mismatch")).isCloseTo(1.0 / 7, within(1e-12));
+  }
 }

@@ -146,6 +146,7 @@ public final class ProbestreamService {
     ResultPublisher results =
         new ResultPublisher(producer, config.topicNames().results(), metrics, view);
     results.addListener(r -> vertx.eventBus().publish(HttpVerticle.RESULTS_ADDRESS, r.toJson()));
+    results.addListener(r -> readiness.device(r.device()));
     ReferenceBoard references = new ReferenceBoard();
     IntakeVerticle intake =
         new IntakeVerticle(config, bootstrap, producer, metrics, results, readiness, references);

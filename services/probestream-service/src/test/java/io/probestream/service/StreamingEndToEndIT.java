@@ -343,6 +343,8 @@ class StreamingEndToEndIT {
           .isEqualTo(2);
       assertThat(sample(metrics, "probestream_device_info{device=\"cpu\"}")).isEqualTo(1);
       assertThat(h.get("/health/ready").statusCode()).isEqualTo(200);
+      assertThat(JSON.readTree(h.get("/health/ready").body()).get("device").asText())
+          .isEqualTo("cpu");
       assertThat(h.get("/health/live").body()).isEqualTo("{\"status\":\"UP\"}");
     }
   }

@@ -28,6 +28,16 @@ public final class OnnxModelBuilder {
   private final Map<String, ByteArrayOutputStream> externalFiles = new LinkedHashMap<>();
   private int nodeCount;
   private int opset = 17;
+  private long fixedBatch = -1;
+
+  /**
+   * Declares inputs and outputs added after this call with a fixed batch dimension instead of the
+   * symbolic "N" (as PyTorch exports without dynamic_axes).
+   */
+  public OnnxModelBuilder fixedBatch(long batch) {
+    this.fixedBatch = batch;
+    return this;
+  }
 
   /**
    * The default-domain opset to declare (default 17); the IR version follows the ONNX release that
@@ -44,13 +54,13 @@ public final class OnnxModelBuilder {
 
   /** A float input of shape [N, dims...] with a symbolic batch dimension "N". */
   public OnnxModelBuilder input(String name, long... dims) {
-    inputs.add(valueInfo(name, dims));
+    inputs.add(valueInfo(name, fixedBatch, dims));
     return this;
   }
 
   /** A float graph output of shape [N, dims...]. */
   public OnnxModelBuilder output(String name, long... dims) {
-    outputs.add(valueInfo(name, dims));
+    outputs.add(valueInfo(name, fixedBatch, dims));
     return this;
   }
 
@@ -257,11 +267,20 @@ public final class OnnxModelBuilder {
         });
   }
 
-  private static byte[] valueInfo(String name, long... dims) {
+  private static byte[] valueInfo(String name, long batch, long... dims) {
     byte[] shape =
         msg(
             o -> {
-              o.writeByteArray(1, msg(x -> x.writeString(2, "N")));
+              o.writeByteArray(
+                  1,
+                  msg(
+                      x -> {
+                        if (batch > 0) {
+                          x.writeInt64(1, batch);
+                        } else {
+                          x.writeString(2, "N");
+                        }
+                      }));
               for (long d : dims) {
                 o.writeByteArray(1, msg(x -> x.writeInt64(1, d)));
               }

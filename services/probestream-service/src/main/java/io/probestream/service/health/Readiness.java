@@ -9,6 +9,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class Readiness {
   private final AtomicBoolean broker = new AtomicBoolean();
   private final AtomicBoolean assigned = new AtomicBoolean();
+  private final java.util.concurrent.atomic.AtomicReference<String> device =
+      new java.util.concurrent.atomic.AtomicReference<>("none yet");
+
+  /** The device ONNX Runtime ran the latest evaluation on ("cpu", "cuda:0"). */
+  public void device(String name) {
+    device.set(name);
+  }
+
+  public String device() {
+    return device.get();
+  }
 
   public void broker(boolean up) {
     broker.set(up);

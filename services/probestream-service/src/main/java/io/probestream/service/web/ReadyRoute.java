@@ -20,7 +20,8 @@ final class ReadyRoute implements Handler<RoutingContext> {
         new JsonObject()
             .put("status", ready ? "UP" : "DOWN")
             .put("broker", readiness.brokerUp())
-            .put("assigned", readiness.hasAssignment());
+            .put("assigned", readiness.hasAssignment())
+            .put("device", readiness.device());
     ApiResponses.json(rc, ready ? 200 : 503, body);
   }
 }

@@ -228,6 +228,8 @@ class ResultsApiTest {
   void healthRoutesStillAnswer() throws Exception {
     assertJson("/health/live", 200, "{\"status\": \"UP\"}");
     assertJson(
-        "/health/ready", 503, "{\"status\": \"DOWN\", \"broker\": false, \"assigned\": false}");
+        "/health/ready",
+        503,
+        "{\"status\": \"DOWN\", \"broker\": false, \"assigned\": false, \"device\": \"none yet\"}");
   }
 }
