@@ -80,9 +80,43 @@ public final class CheckpointEvaluator {
       Map<String, ProbeOutput> layers, String device, boolean cachedPass2, long samples) {}
 
   private final Config config;
+  private final SessionCache sessions;
 
   public CheckpointEvaluator(Config config) {
+    this(config, new SessionCache(0));
+  }
+
+  /**
+   * An evaluator whose ORT sessions are shared through {@code sessions} (the service keeps them
+   * across checkpoints of the same model and across live batches).
+   */
+  public CheckpointEvaluator(Config config, SessionCache sessions) {
     this.config = config;
+    this.sessions = sessions;
+  }
+
+  private SessionCache.Lease session(Plan plan, ModelBytes model, EvaluationSpec spec) {
+    String key =
+        io.probestream.contracts.result.ProbeResult.sha256Hex(plan.model())
+            + "|"
+            + spec.input()
+            + "|"
+            + config.device()
+            + "|"
+            + config.threads()
+            + "|"
+            + model.externalDataDir();
+    return sessions.acquire(
+        key,
+        plan.model().length,
+        () ->
+            ModelSession.open(
+                plan.model(),
+                model.externalDataDir(),
+                spec.input(),
+                plan.outputs(),
+                config.device(),
+                config.threads()));
   }
 
   /** The prepared model: validated names, classifier-feeding tensor and W, outputs to fetch. */
@@ -108,14 +142,8 @@ public final class CheckpointEvaluator {
     for (ReferenceBatch b : batches) {
       total += b.rows();
     }
-    try (ModelSession session =
-        ModelSession.open(
-            plan.model(),
-            model.externalDataDir(),
-            spec.input(),
-            plan.outputs(),
-            config.device(),
-            config.threads())) {
+    try (SessionCache.Lease lease = session(plan, model, spec)) {
+      ModelSession session = lease.session();
       checkInputShape(session.inputShape(), spec.input(), batches);
       Map<String, CollapseMoments> moments = new LinkedHashMap<>();
       Map<String, Integer> ranks = new LinkedHashMap<>();
@@ -300,14 +328,8 @@ public final class CheckpointEvaluator {
   /** As {@link #passOne(byte[], EvaluationSpec, ReferenceBatch)}, external data included. */
   public PassOne passOne(ModelBytes model, EvaluationSpec spec, ReferenceBatch batch) {
     Plan plan = plan(model, spec);
-    try (ModelSession session =
-        ModelSession.open(
-            plan.model(),
-            model.externalDataDir(),
-            spec.input(),
-            plan.outputs(),
-            config.device(),
-            config.threads())) {
+    try (SessionCache.Lease lease = session(plan, model, spec)) {
+      ModelSession session = lease.session();
       checkInputShape(session.inputShape(), spec.input(), List.of(batch));
       Map<String, CollapseMoments> moments = new LinkedHashMap<>();
       Map<String, Integer> ranks = new LinkedHashMap<>();

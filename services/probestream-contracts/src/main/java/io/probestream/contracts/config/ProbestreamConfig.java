@@ -210,7 +210,13 @@ public record ProbestreamConfig(
       long httpTimeoutMs,
       String device,
       int batchSize,
-      long featureCacheBytes) {
+      long featureCacheBytes,
+      long sessionCacheBytes) {
+    static final ConfigKey SESSIONS =
+        ConfigKey.of(
+            "probestream.model.session-cache-bytes",
+            "536870912",
+            "Estimated native memory of idle ONNX Runtime sessions kept for reuse (LRU); 0 keeps none.");
     static final ConfigKey FILE_ROOTS =
         ConfigKey.of(
             "probestream.model.file-roots",
@@ -275,7 +281,8 @@ public record ProbestreamConfig(
           s.takeLong(HTTP_TIMEOUT, 1, 3_600_000),
           s.take(DEVICE),
           s.takeInt(BATCH_SIZE, 1, 1 << 20),
-          s.takeLong(CACHE, 0, Long.MAX_VALUE));
+          s.takeLong(CACHE, 0, Long.MAX_VALUE),
+          s.takeLong(SESSIONS, 0, Long.MAX_VALUE));
     }
   }
 
@@ -347,6 +354,7 @@ public record ProbestreamConfig(
         Model.DEVICE,
         Model.BATCH_SIZE,
         Model.CACHE,
+        Model.SESSIONS,
         Retries.ATTEMPTS,
         Retries.BACKOFF);
   }

@@ -15,6 +15,7 @@ import io.probestream.inference.EvaluationSpec;
 import io.probestream.inference.ModelBytes;
 import io.probestream.inference.Reduction;
 import io.probestream.inference.ReferenceBatch;
+import io.probestream.inference.SessionCache;
 import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.NeuralCollapseProbe;
 import io.probestream.service.ingest.ReferenceIngest;
@@ -61,6 +62,7 @@ public final class CheckpointEngine {
   private final ResultPublisher publisher;
   private final ServiceMetrics metrics;
   private final CheckpointEvaluator evaluator;
+  private final SessionCache sessions;
   private final ModelSource models;
   private final Schemas schemas = Schemas.get(); // loaded with the engine, not on the event loop
   private java.util.function.Consumer<CheckpointManifest> evaluated = m -> {};
@@ -92,6 +94,7 @@ public final class CheckpointEngine {
     this.metrics = metrics;
     this.models = new ModelSource(config.model(), config.limits(), blobs);
     // Workers run checkpoints side by side; one intra-op thread each avoids oversubscription.
+    this.sessions = new SessionCache(config.model().sessionCacheBytes());
     this.evaluator =
         new CheckpointEvaluator(
             new CheckpointEvaluator.Config(
@@ -100,7 +103,13 @@ public final class CheckpointEngine {
                 io.probestream.inference.Device.parse(config.model().device()),
                 1,
                 config.limits().maxFeatureWidth(),
-                config.limits().maxStateBytes()));
+                config.limits().maxStateBytes()),
+            sessions);
+  }
+
+  /** Closes the cached ORT sessions (those in use close when their evaluation ends). */
+  public void close() {
+    sessions.close();
   }
 
   public Future<Void> onCheckpoint(InputRecord r) {

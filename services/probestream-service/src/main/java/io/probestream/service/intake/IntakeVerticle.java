@@ -295,7 +295,7 @@ public final class IntakeVerticle extends VerticleBase {
     vertx.cancelTimer(commitTimer);
     vertx.cancelTimer(expiryTimer);
     if (consumer == null) {
-      return workers.close();
+      return workers.close().onComplete(x -> engine.close());
     }
     consumer.pause();
     Map<TopicPartition, Long> positions = offsets.commitable();
@@ -307,6 +307,9 @@ public final class IntakeVerticle extends VerticleBase {
                 new io.vertx.kafka.client.common.TopicPartition(tp.topic(), tp.partition()),
                 new OffsetAndMetadata(p, "")));
     Future<?> committed = request.isEmpty() ? Future.succeededFuture() : consumer.commit(request);
-    return committed.transform(x -> consumer.close()).transform(x -> workers.close());
+    return committed
+        .transform(x -> consumer.close())
+        .transform(x -> workers.close())
+        .onComplete(x -> engine.close());
   }
 }
