@@ -139,4 +139,75 @@ class PendingCheckpointsIT {
                   + " probestream.pending.max-checkpoints = 2 checkpoints are waiting");
     }
   }
+
+  @Test
+  void aBlobMissingChunksTimesOutItsCheckpointAndItsChunksAreDeleted(KafkaTestCluster kafka)
+      throws Exception {
+    byte[] model = Fixtures.ncbModel();
+    String sha = ProbeResult.sha256Hex(model);
+    int half = model.length / 2;
+    byte[][] chunks = {
+      java.util.Arrays.copyOfRange(model, 0, half),
+      java.util.Arrays.copyOfRange(model, half, model.length)
+    };
+    try (ServiceHarness h = ServiceHarness.start(kafka, Map.of("pending.max-age-ms", "400"))) {
+      for (int i = 0; i < 2; i++) {
+        h.send(
+            h.topics.batches(),
+            "b",
+            Fixtures.ncbBatch(i),
+            cloudEvent(
+                Headers.TYPE_BATCH,
+                Headers.EXPERIMENT,
+                "b",
+                Headers.SPLIT,
+                "reference",
+                Headers.BATCH_INDEX,
+                Integer.toString(i),
+                Headers.FINAL,
+                Boolean.toString(i == 1)));
+      }
+      h.send(h.topics.blobs(), "b", chunks[1], chunk(sha, 1, model.length)); // chunk 0 never comes
+      h.send(
+          h.topics.checkpoints(),
+          "b",
+          manifest2("b", 1, sha, model.length),
+          cloudEvent(Headers.TYPE_CHECKPOINT));
+      List<ConsumerRecord<byte[], byte[]>> dlq = h.read(h.topics.dlq(), 1, Duration.ofSeconds(20));
+      assertThat(header(dlq.get(0), Headers.DLQ_REASON)).isEqualTo("blob_incomplete");
+      java.nio.file.Path partial = h.dataDir.resolve("blobs").resolve("partial").resolve(sha);
+      org.awaitility.Awaitility.await()
+          .atMost(Duration.ofSeconds(10))
+          .until(() -> !java.nio.file.Files.exists(partial));
+      // Sent again in full, the blob assembles afresh and the next checkpoint runs.
+      h.send(h.topics.blobs(), "b", chunks[0], chunk(sha, 0, model.length));
+      h.send(h.topics.blobs(), "b", chunks[1], chunk(sha, 1, model.length));
+      h.send(
+          h.topics.checkpoints(),
+          "b",
+          manifest2("b", 2, sha, model.length),
+          cloudEvent(Headers.TYPE_CHECKPOINT));
+      List<ConsumerRecord<byte[], byte[]>> results =
+          h.read(h.topics.results(), 1, Duration.ofSeconds(30));
+      assertThat(JSON.readTree(results.get(0).value()).get("step").asLong()).isEqualTo(2);
+    }
+  }
+
+  private static Map<String, String> chunk(String sha, int index, int size) {
+    return cloudEvent(
+        Headers.TYPE_BLOB,
+        Headers.BLOB_SHA256,
+        sha,
+        Headers.BLOB_INDEX,
+        Integer.toString(index),
+        Headers.BLOB_COUNT,
+        "2",
+        Headers.BLOB_SIZE,
+        Integer.toString(size));
+  }
+
+  private static byte[] manifest2(String experiment, long step, String sha, int size) {
+    return Fixtures.manifest(experiment, "r", step, sha, size, 2, "{\"h\":\"h\"}", ",\"classes\":3")
+        .getBytes(StandardCharsets.UTF_8);
+  }
 }

@@ -23,6 +23,9 @@ import java.util.function.Consumer;
 public final class BlobIngest {
   private static final int MAX_CHUNKS = 1 << 20;
 
+  private static final java.util.logging.Logger LOG =
+      java.util.logging.Logger.getLogger(BlobIngest.class.getName());
+
   private final BlobStore store;
   private final Workers workers;
   private final ProbestreamConfig.Limits limits;
@@ -36,6 +39,7 @@ public final class BlobIngest {
     final Set<Integer> written = new HashSet<>();
     final Set<Integer> reserved = new HashSet<>();
     boolean assembling;
+    long touched = System.currentTimeMillis();
 
     Partial(int count, long size) {
       this.count = count;
@@ -114,6 +118,7 @@ public final class BlobIngest {
               + " chunks of "
               + p.size);
     }
+    p.touched = System.currentTimeMillis();
     if (!p.reserved.add(index)) {
       return Future.succeededFuture(); // a chunk already held or being written
     }
@@ -156,6 +161,36 @@ public final class BlobIngest {
                 onFailed.accept(sha, poison);
               }
             });
+  }
+
+  /**
+   * Forgets blobs whose chunks stopped arriving more than {@code maxAgeMs} ago and deletes their
+   * chunks (the checkpoints that waited for them have gone to the DLQ as blob_incomplete by then);
+   * a later resend starts the blob afresh.
+   */
+  public void expire(long maxAgeMs) {
+    long cutoff = System.currentTimeMillis() - maxAgeMs;
+    for (Map.Entry<String, Partial> e : Map.copyOf(partials).entrySet()) {
+      Partial p = e.getValue();
+      if (!p.assembling && p.touched < cutoff && p.written.size() == p.reserved.size()) {
+        partials.remove(e.getKey());
+        LOG.warning(
+            "blob "
+                + e.getKey()
+                + ": "
+                + p.written.size()
+                + " of "
+                + p.count
+                + " chunks arrived, none for longer than probestream.pending.max-age-ms = "
+                + maxAgeMs
+                + "; its chunks are deleted");
+        workers.run(
+            () -> {
+              store.discard(e.getKey());
+              return null;
+            });
+      }
+    }
   }
 
   /** Restarts assembly of blobs that were complete on disk but not assembled before a stop. */

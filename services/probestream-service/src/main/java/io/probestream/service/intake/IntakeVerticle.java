@@ -156,6 +156,7 @@ public final class IntakeVerticle extends VerticleBase {
                       id -> {
                         engine.expire();
                         live.expire();
+                        blobIngest.expire(config.pending().maxAgeMs());
                       });
             });
   }

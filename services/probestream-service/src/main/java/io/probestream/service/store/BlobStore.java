@@ -157,6 +157,16 @@ public final class BlobStore {
     deleteTree(d);
   }
 
+  /** Deletes the chunks of a blob still arriving. */
+  public void discard(String sha256) throws IOException {
+    deleteTree(partial.resolve(sha256));
+  }
+
+  /** Whether chunks of this blob are on disk (for tests and diagnostics). */
+  public boolean hasPartial(String sha256) {
+    return Files.isDirectory(partial.resolve(sha256));
+  }
+
   /** The bytes of an assembled blob. */
   public byte[] read(String sha256) throws IOException {
     return Files.readAllBytes(dir.resolve(sha256));
