@@ -1,7 +1,5 @@
 package io.probestream.cli;
 
-import io.probestream.contracts.onnx.OnnxFormatException;
-import io.probestream.contracts.onnx.OnnxGraph;
 import io.probestream.contracts.result.ProbeResult;
 import io.probestream.contracts.safetensors.Safetensors;
 import io.probestream.contracts.safetensors.SafetensorsException;
@@ -25,7 +23,6 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -54,6 +51,8 @@ import picocli.CommandLine.Option;
 final class ProbeCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+  @CommandLine.Mixin ModelOptions tensors;
+
   @Option(names = "--model", required = true, paramLabel = "FILE", description = "ONNX model file.")
   Path model;
 
@@ -65,40 +64,6 @@ final class ProbeCommand implements Callable<Integer> {
           "Reference data: safetensors with the input tensor and int64/int32 'labels'. Repeat for"
               + " several batches; their order is the reference-set order.")
   List<Path> data;
-
-  @Option(
-      names = "--layer",
-      paramLabel = "NAME=TENSOR",
-      description = "A probed layer and the graph tensor holding its features. Repeatable.")
-  Map<String, String> layers = new LinkedHashMap<>();
-
-  @Option(
-      names = "--layers",
-      paramLabel = "auto",
-      description =
-          "'auto': probe every activation output and the classifier's input (the last 8), and say"
-              + " which on stderr. Instead of --layer.")
-  String layersMode;
-
-  @Option(
-      names = "--logits",
-      required = true,
-      paramLabel = "TENSOR",
-      description = "Logits tensor.")
-  String logits;
-
-  @Option(
-      names = "--classifier-weight",
-      paramLabel = "INITIALIZER",
-      description = "Classifier weight initializer (enables nc3 on the layer that feeds it).")
-  String classifierWeight;
-
-  @Option(
-      names = "--input",
-      paramLabel = "TENSOR",
-      description =
-          "Model input tensor, also its name in the data files (default: the model's only input).")
-  String input;
 
   @Option(
       names = "--labels",
@@ -135,9 +100,6 @@ final class ProbeCommand implements Callable<Integer> {
       defaultValue = "0",
       description = "Training step in results (default: ${DEFAULT-VALUE}).")
   long step;
-
-  @Option(names = "--classes", description = "Number of classes (default: the logits' width).")
-  Integer classes;
 
   @Option(
       names = "--reduction",
@@ -181,17 +143,7 @@ final class ProbeCommand implements Callable<Integer> {
     if (!format.equals("jsonl") && !format.equals("table")) {
       throw new Main.UsageException("--format " + format + ": expected jsonl or table");
     }
-    if (layersMode != null && !layersMode.equals("auto")) {
-      throw new Main.UsageException(
-          "--layers " + layersMode + ": only 'auto' is accepted; name layers with --layer");
-    }
-    if (layersMode != null && !layers.isEmpty()) {
-      throw new Main.UsageException("--layers auto and --layer exclude each other");
-    }
-    if (layersMode == null && layers.isEmpty()) {
-      throw new Main.UsageException(
-          "at least one --layer NAME=TENSOR (or --layers auto) is needed");
-    }
+    boolean auto = tensors.auto();
     Device dev;
     Reduction red;
     try {
@@ -203,7 +155,7 @@ final class ProbeCommand implements Callable<Integer> {
     PrintWriter err = spec.commandLine().getErr();
     byte[] modelBytes = read(model, "--model");
     String modelSha = ProbeResult.sha256Hex(modelBytes);
-    String inputName = input != null ? input : onlyInput(modelBytes);
+    String inputName = tensors.input(modelBytes, model);
 
     List<ReferenceBatch> batches = new ArrayList<>();
     MessageDigest reference = sha256();
@@ -218,16 +170,19 @@ final class ProbeCommand implements Callable<Integer> {
         new CheckpointEvaluator(
             new CheckpointEvaluator.Config(
                 batchSize, featureCacheMb << 20, dev, Runtime.getRuntime().availableProcessors()));
-    if (layersMode != null) {
+    Map<String, String> layers = tensors.layers;
+    if (auto) {
       try {
-        layers = CheckpointEvaluator.autoLayers(modelBytes, logits, classifierWeight);
+        layers =
+            CheckpointEvaluator.autoLayers(modelBytes, tensors.logits, tensors.classifierWeight);
       } catch (InferenceException e) {
         throw new Main.Failure(e.getMessage(), e);
       }
       err.println("probestream: layers (auto): " + String.join(", ", layers.keySet()));
     }
     EvaluationSpec evalSpec =
-        new EvaluationSpec(inputName, layers, logits, classifierWeight, classes, red);
+        new EvaluationSpec(
+            inputName, layers, tensors.logits, tensors.classifierWeight, tensors.classes, red);
     long start = System.nanoTime();
     CheckpointEvaluator.Evaluation evaluation;
     try {
@@ -310,22 +265,6 @@ final class ProbeCommand implements Callable<Integer> {
       return new ReferenceBatch(st.floats(inputName), x.shape(), st.ints(labels));
     } catch (SafetensorsException | InferenceException e) {
       throw new Main.Failure(file + ": " + e.getMessage(), e);
-    }
-  }
-
-  private String onlyInput(byte[] modelBytes) {
-    try {
-      List<OnnxGraph.ValueInfo> ins = OnnxGraph.parse(modelBytes).inputs();
-      if (ins.size() != 1) {
-        List<String> names = new ArrayList<>();
-        ins.forEach(v -> names.add(v.name()));
-        throw new Main.UsageException(
-            "the model has " + ins.size() + " inputs " + names + "; choose one with --input");
-      }
-      return ins.get(0).name();
-    } catch (OnnxFormatException e) {
-      throw new CommandLine.ExecutionException(
-          spec.commandLine(), model + ": " + e.getMessage(), e);
     }
   }
 

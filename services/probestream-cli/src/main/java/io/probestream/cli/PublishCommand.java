@@ -90,6 +90,7 @@ final class PublishCommand implements Runnable {
   static final class Checkpoint implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
     @CommandLine.Mixin Target target;
+    @CommandLine.Mixin ModelOptions tensors;
 
     @Option(names = "--run", required = true, description = "Run id.")
     String run;
@@ -113,39 +114,6 @@ final class PublishCommand implements Runnable {
         description = "Send this file:// URI in the manifest instead of the model bytes.")
     String modelUri;
 
-    @Option(names = "--input", description = "Input tensor (default: the model's only input).")
-    String input;
-
-    @Option(
-        names = "--layer",
-        paramLabel = "NAME=TENSOR",
-        description = "A probed layer. Repeatable.")
-    Map<String, String> layers = new LinkedHashMap<>();
-
-    @Option(
-        names = "--layers",
-        paramLabel = "auto",
-        description = "'auto': the service picks the layers.")
-    String layersMode;
-
-    @Option(
-        names = "--logits",
-        required = true,
-        paramLabel = "TENSOR",
-        description = "Logits tensor.")
-    String logits;
-
-    @Option(
-        names = "--classifier-weight",
-        paramLabel = "INITIALIZER",
-        description = "Classifier weight.")
-    String classifierWeight;
-
-    @Option(
-        names = "--classes",
-        description = "Number of classes (default: the logits' fixed width).")
-    Integer classes;
-
     @Option(
         names = "--metric",
         paramLabel = "NAME=VALUE",
@@ -161,16 +129,9 @@ final class PublishCommand implements Runnable {
     @Override
     public Integer call() throws Exception {
       byte[] bytes = read(model);
-      OnnxGraph g = OnnxGraph.parse(bytes);
-      String in = input;
-      if (in == null) {
-        if (g.inputs().size() != 1) {
-          throw new Main.UsageException(
-              "the model has " + g.inputs().size() + " inputs; choose one with --input");
-        }
-        in = g.inputs().get(0).name();
-      }
-      int c = classes != null ? classes : logitsWidth(g);
+      boolean auto = tensors.auto();
+      String in = tensors.input(bytes, model);
+      int c = tensors.classes != null ? tensors.classes : logitsWidth(OnnxGraph.parse(bytes));
       PrintWriter err = spec.commandLine().getErr();
       try (Publisher p = target.publisher()) {
         CheckpointManifest.ModelRef ref =
@@ -186,11 +147,11 @@ final class PublishCommand implements Runnable {
                 metrics,
                 ref,
                 in,
-                layers,
-                logits,
-                classifierWeight,
+                tensors.layers,
+                tensors.logits,
+                tensors.classifierWeight,
                 c,
-                "auto".equals(layersMode));
+                auto);
         p.checkpoint(m);
         err.printf(
             "probestream: published checkpoint %s/%s step %d (%s)%n",
@@ -206,7 +167,7 @@ final class PublishCommand implements Runnable {
 
     private int logitsWidth(OnnxGraph g) {
       for (OnnxGraph.ValueInfo v : g.outputs()) {
-        if (v.name().equals(logits)
+        if (v.name().equals(tensors.logits)
             && v.dims() != null
             && v.dims().size() == 2
             && v.dims().get(1).fixed()) {
@@ -214,7 +175,7 @@ final class PublishCommand implements Runnable {
         }
       }
       throw new Main.UsageException(
-          "the width of '" + logits + "' is not fixed in the model; give --classes");
+          "the width of '" + tensors.logits + "' is not fixed in the model; give --classes");
     }
   }
 
