@@ -76,26 +76,6 @@ class BadInputsIT {
     };
   }
 
-  private void blob(String experiment, byte[] model) throws Exception {
-    good(
-        h.topics.blobs(),
-        experiment,
-        model,
-        Headers.BLOB_SHA256,
-        ProbeResult.sha256Hex(model),
-        Headers.BLOB_INDEX,
-        "0",
-        Headers.BLOB_COUNT,
-        "1",
-        Headers.BLOB_SIZE,
-        Integer.toString(model.length));
-  }
-
-  private void ncbReference(String experiment) throws Exception {
-    good(h.topics.batches(), experiment, Fixtures.ncbBatch(0), batchHeaders(experiment, 0, false));
-    good(h.topics.batches(), experiment, Fixtures.ncbBatch(1), batchHeaders(experiment, 1, true));
-  }
-
   private static byte[] manifest(String experiment, long step, byte[] model, String classes) {
     return Fixtures.manifest(
             experiment,
@@ -198,7 +178,7 @@ class BadInputsIT {
           batchHeaders("x1", 0, true));
 
       // Reference-set conflicts: an identical resend is ignored, a different value is not.
-      ncbReference("conf");
+      h.sendReference("conf", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
       good(b, "conf", Fixtures.ncbBatch(0), batchHeaders("conf", 0, false));
       bad(
           b,
@@ -218,12 +198,9 @@ class BadInputsIT {
           batchHeaders("conf", 2, false));
 
       // Labels outside [0, classes): the checkpoint goes, naming the sample.
-      good(
-          b,
-          "lab",
-          Fixtures.batch("input", new float[] {1, 0, 0, 1}, new long[] {0, 3}, 2),
-          batchHeaders("lab", 0, true));
-      blob("lab", ncb);
+      h.sendReference(
+          "lab", Fixtures.batch("input", new float[] {1, 0, 0, 1}, new long[] {0, 3}, 2));
+      h.sendBlob("lab", ncb);
       bad(
           c,
           "lab",
@@ -234,8 +211,8 @@ class BadInputsIT {
 
       // State budget: 600 classes at d = 2 need 8·2·(3·600 + 2) = 28,832 bytes > 4,096.
       byte[] wide = identityModel(2, 600);
-      ncbReference("big");
-      blob("big", wide);
+      h.sendReference("big", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
+      h.sendBlob("big", wide);
       bad(
           c,
           "big",
@@ -246,12 +223,8 @@ class BadInputsIT {
 
       // Feature width: d = 8 > 4.
       byte[] eight = identityModel(8, 3);
-      good(
-          b,
-          "w8",
-          Fixtures.batch("input", new float[16], new long[] {0, 1}, 8),
-          batchHeaders("w8", 0, true));
-      blob("w8", eight);
+      h.sendReference("w8", Fixtures.batch("input", new float[16], new long[] {0, 1}, 8));
+      h.sendBlob("w8", eight);
       bad(
           c,
           "w8",
@@ -261,7 +234,7 @@ class BadInputsIT {
           "layer 'h' has 8 features per sample; limit probestream.limits.max-feature-width = 4");
 
       // file:// URIs: only under the configured roots, after resolving '..' and symlinks.
-      ncbReference("uri");
+      h.sendReference("uri", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
       bad(
           c,
           "uri",
@@ -290,12 +263,12 @@ class BadInputsIT {
           "missing",
           "model_unloadable",
           "no such file");
-      good(c, "uri", uriManifest("uri", 5, "file://" + root.resolve("ncb.onnx")));
+      h.sendCheckpoint("uri", uriManifest("uri", 5, "file://" + root.resolve("ncb.onnx")));
 
       // After all of that, a good checkpoint on a good reference set is evaluated.
-      ncbReference("ok");
-      blob("ok", ncb);
-      good(c, "ok", manifest("ok", 9, ncb, "3"));
+      h.sendReference("ok", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
+      h.sendBlob("ok", ncb);
+      h.sendCheckpoint("ok", manifest("ok", 9, ncb, "3"));
 
       List<ConsumerRecord<byte[], byte[]>> results =
           h.read(h.topics.results(), 2, Duration.ofSeconds(60));

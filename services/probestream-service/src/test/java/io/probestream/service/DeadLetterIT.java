@@ -1,5 +1,6 @@
 package io.probestream.service;
 
+import static io.probestream.service.ServiceHarness.blobChunkEvent;
 import static io.probestream.service.ServiceHarness.cloudEvent;
 import static io.probestream.service.ServiceHarness.header;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -126,7 +127,7 @@ class DeadLetterIT {
       List<Bad> bad = new ArrayList<>();
 
       // One chunk: chunks of one blob written side by side are the next test's subject.
-      s.send(blobs, EXPERIMENT, model, chunk(sha, 0, 1, model.length));
+      s.send(blobs, EXPERIMENT, model, blobChunkEvent(sha, 0, 1, model.length));
       bad.add(
           new Bad(
               s.send(checkpoints, EXPERIMENT, utf8("not json"), checkpointHeaders(EXPERIMENT)),
@@ -173,7 +174,7 @@ class DeadLetterIT {
       // runs the assembly and alone takes the failure to the DLQ, and the workers decide which.
       bad.add(
           new Bad(
-              s.send(blobs, EXPERIMENT, model, chunk(wrongSha, 0, 1, model.length)),
+              s.send(blobs, EXPERIMENT, model, blobChunkEvent(wrongSha, 0, 1, model.length)),
               DlqReason.BLOB_SHA_MISMATCH,
               PoisonException.class,
               List.of("has sha256 " + sha, "ce_blobsha256 says " + wrongSha)));
@@ -220,7 +221,7 @@ class DeadLetterIT {
               DlqReason.INPUT_MISMATCH,
               PoisonException.class,
               List.of("'pixels'", "[input, labels]")));
-      s.send(blobs, EXPERIMENT, notOnnx, chunk(notOnnxSha, 0, 1, notOnnx.length));
+      s.send(blobs, EXPERIMENT, notOnnx, blobChunkEvent(notOnnxSha, 0, 1, notOnnx.length));
       bad.add(
           new Bad(
               s.send(
@@ -332,7 +333,7 @@ class DeadLetterIT {
         blobs.put(sha, blob);
         for (int i = 0; i < chunks; i++) {
           byte[] part = Arrays.copyOfRange(blob, i * chunkBytes, (i + 1) * chunkBytes);
-          s.send(topics.blobs(), EXPERIMENT, part, chunk(sha, i, chunks, blob.length));
+          s.send(topics.blobs(), EXPERIMENT, part, blobChunkEvent(sha, i, chunks, blob.length));
         }
       }
       Map<String, String> set = Map.of("workers.threads", "4", "workers.max-in-flight", "16");
@@ -500,19 +501,6 @@ class DeadLetterIT {
         Headers.JSON,
         Headers.EXPERIMENT,
         experiment);
-  }
-
-  private static Map<String, String> chunk(String sha, int index, int count, int size) {
-    return cloudEvent(
-        Headers.TYPE_BLOB,
-        Headers.BLOB_SHA256,
-        sha,
-        Headers.BLOB_INDEX,
-        Integer.toString(index),
-        Headers.BLOB_COUNT,
-        Integer.toString(count),
-        Headers.BLOB_SIZE,
-        Integer.toString(size));
   }
 
   private static Map<String, String> reference(String experiment, int index, boolean last) {

@@ -1,13 +1,11 @@
 package io.probestream.service;
 
-import static io.probestream.service.ServiceHarness.cloudEvent;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.probestream.contracts.result.ProbeResult;
-import io.probestream.contracts.topics.Headers;
 import io.probestream.testkit.KafkaTestCluster;
 import io.probestream.testkit.ProbestreamIT;
 import java.nio.charset.StandardCharsets;
@@ -37,36 +35,11 @@ class IntermediateTensorsIT {
     byte[] model = Files.readAllBytes(CNN.resolve("model.onnx"));
     String sha = ProbeResult.sha256Hex(model);
     try (ServiceHarness h = ServiceHarness.start(kafka, Map.of())) {
-      for (int i = 0; i < 2; i++) {
-        h.send(
-            h.topics.batches(),
-            "cnn",
-            Files.readAllBytes(CNN.resolve("reference-" + i + ".safetensors")),
-            cloudEvent(
-                Headers.TYPE_BATCH,
-                Headers.EXPERIMENT,
-                "cnn",
-                Headers.SPLIT,
-                "reference",
-                Headers.BATCH_INDEX,
-                Integer.toString(i),
-                Headers.FINAL,
-                Boolean.toString(i == 1)));
-      }
-      h.send(
-          h.topics.blobs(),
+      h.sendReference(
           "cnn",
-          model,
-          cloudEvent(
-              Headers.TYPE_BLOB,
-              Headers.BLOB_SHA256,
-              sha,
-              Headers.BLOB_INDEX,
-              "0",
-              Headers.BLOB_COUNT,
-              "1",
-              Headers.BLOB_SIZE,
-              Integer.toString(model.length)));
+          Files.readAllBytes(CNN.resolve("reference-0.safetensors")),
+          Files.readAllBytes(CNN.resolve("reference-1.safetensors")));
+      h.sendBlob("cnn", model);
       String layers =
           "{\"stem\":\""
               + names.get("stem").asText()
@@ -77,8 +50,7 @@ class IntermediateTensorsIT {
               + "\",\"pooled\":\""
               + names.get("pooled").asText()
               + "\"}";
-      h.send(
-          h.topics.checkpoints(),
+      h.sendCheckpoint(
           "cnn",
           Fixtures.manifest(
                   "cnn",
@@ -89,8 +61,7 @@ class IntermediateTensorsIT {
                   1,
                   layers,
                   ",\"classifier_weight\":\"classifier.weight\",\"classes\":4")
-              .getBytes(StandardCharsets.UTF_8),
-          cloudEvent(Headers.TYPE_CHECKPOINT));
+              .getBytes(StandardCharsets.UTF_8));
       List<ConsumerRecord<byte[], byte[]>> out =
           h.read(h.topics.results(), 4, Duration.ofSeconds(60));
       assertThat(out).hasSize(4);

@@ -31,38 +31,9 @@ class LiveSplitsIT {
     try (ServiceHarness h = ServiceHarness.start(kafka, Map.of("pending.max-age-ms", "60000"))) {
       // A train batch for run r before any checkpoint of r: it waits.
       h.send(h.topics.batches(), "e", Fixtures.ncbBatch(0), live("e", "r", "train"));
-      for (int i = 0; i < 2; i++) {
-        h.send(
-            h.topics.batches(),
-            "e",
-            Fixtures.ncbBatch(i),
-            cloudEvent(
-                Headers.TYPE_BATCH,
-                Headers.EXPERIMENT,
-                "e",
-                Headers.SPLIT,
-                "reference",
-                Headers.BATCH_INDEX,
-                Integer.toString(i),
-                Headers.FINAL,
-                Boolean.toString(i == 1)));
-      }
-      h.send(
-          h.topics.blobs(),
-          "e",
-          model,
-          cloudEvent(
-              Headers.TYPE_BLOB,
-              Headers.BLOB_SHA256,
-              sha,
-              Headers.BLOB_INDEX,
-              "0",
-              Headers.BLOB_COUNT,
-              "1",
-              Headers.BLOB_SIZE,
-              Integer.toString(model.length)));
-      h.send(
-          h.topics.checkpoints(),
+      h.sendReference("e", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
+      h.sendBlob("e", model);
+      h.sendCheckpoint(
           "e",
           Fixtures.manifest(
                   "e",
@@ -73,8 +44,7 @@ class LiveSplitsIT {
                   1,
                   "{\"h\":\"h\"}",
                   ",\"classifier_weight\":\"classifier.weight\",\"classes\":3")
-              .getBytes(StandardCharsets.UTF_8),
-          cloudEvent(Headers.TYPE_CHECKPOINT));
+              .getBytes(StandardCharsets.UTF_8));
       // reference result, then the waiting train batch's result (4 samples)
       List<ConsumerRecord<byte[], byte[]>> first =
           h.read(h.topics.results(), 2, Duration.ofSeconds(60));

@@ -96,23 +96,7 @@ class ModelSourcesIT {
                 "model.file-roots",
                 root.toString()));
     try {
-      String b = h.topics.batches();
-      for (int i = 0; i < 2; i++) {
-        h.send(
-            b,
-            "web",
-            Fixtures.ncbBatch(i),
-            cloudEvent(
-                Headers.TYPE_BATCH,
-                Headers.EXPERIMENT,
-                "web",
-                Headers.SPLIT,
-                "reference",
-                Headers.BATCH_INDEX,
-                Integer.toString(i),
-                Headers.FINAL,
-                Boolean.toString(i == 1)));
-      }
+      h.sendReference("web", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
       checkpoint(h, "http", 1, base + "/ncb.onnx");
       checkpoint(h, "other-host", 2, "http://models.invalid/ncb.onnx");
       checkpoint(h, "not-found", 3, base + "/gone.onnx");

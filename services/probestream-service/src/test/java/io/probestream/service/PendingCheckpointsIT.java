@@ -1,7 +1,9 @@
 package io.probestream.service;
 
+import static io.probestream.service.ServiceHarness.blobChunkEvent;
 import static io.probestream.service.ServiceHarness.cloudEvent;
 import static io.probestream.service.ServiceHarness.header;
+import static io.probestream.service.ServiceHarness.referenceEvent;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -33,25 +35,8 @@ class PendingCheckpointsIT {
     String sha = ProbeResult.sha256Hex(model);
     try (ServiceHarness h = ServiceHarness.start(kafka, Map.of("pending.max-age-ms", "400"))) {
       // Only batch 1 of the reference set (marked final) arrives: the set stays incomplete.
-      h.send(
-          h.topics.batches(),
-          "late",
-          Fixtures.ncbBatch(1),
-          cloudEvent(
-              Headers.TYPE_BATCH,
-              Headers.EXPERIMENT,
-              "late",
-              Headers.SPLIT,
-              "reference",
-              Headers.BATCH_INDEX,
-              "1",
-              Headers.FINAL,
-              "true"));
-      h.send(
-          h.topics.checkpoints(),
-          "late",
-          manifest("late", 1, sha, model.length),
-          cloudEvent(Headers.TYPE_CHECKPOINT));
+      h.send(h.topics.batches(), "late", Fixtures.ncbBatch(1), referenceEvent("late", 1, true));
+      h.sendCheckpoint("late", manifest("late", 1, sha, model.length));
       List<ConsumerRecord<byte[], byte[]>> dlq = h.read(h.topics.dlq(), 1, Duration.ofSeconds(20));
       assertThat(dlq).hasSize(1);
       assertThat(header(dlq.get(0), Headers.DLQ_REASON)).isEqualTo("reference_set_incomplete");
@@ -75,25 +60,8 @@ class PendingCheckpointsIT {
               "reference",
               Headers.BATCH_INDEX,
               "0"));
-      h.send(
-          h.topics.blobs(),
-          "late",
-          model,
-          cloudEvent(
-              Headers.TYPE_BLOB,
-              Headers.BLOB_SHA256,
-              sha,
-              Headers.BLOB_INDEX,
-              "0",
-              Headers.BLOB_COUNT,
-              "1",
-              Headers.BLOB_SIZE,
-              Integer.toString(model.length)));
-      h.send(
-          h.topics.checkpoints(),
-          "late",
-          manifest("late", 2, sha, model.length),
-          cloudEvent(Headers.TYPE_CHECKPOINT));
+      h.sendBlob("late", model);
+      h.sendCheckpoint("late", manifest("late", 2, sha, model.length));
       List<ConsumerRecord<byte[], byte[]>> results =
           h.read(h.topics.results(), 1, Duration.ofSeconds(30));
       assertThat(results).hasSize(1);
@@ -107,25 +75,8 @@ class PendingCheckpointsIT {
     try (ServiceHarness h = ServiceHarness.start(kafka, Map.of("pending.max-checkpoints", "2"))) {
       String sha = "ab".repeat(32); // a blob that never arrives
       for (int step = 1; step <= 3; step++) {
-        h.send(
-            h.topics.batches(),
-            "x",
-            Fixtures.ncbBatch(0),
-            cloudEvent(
-                Headers.TYPE_BATCH,
-                Headers.EXPERIMENT,
-                "x",
-                Headers.SPLIT,
-                "reference",
-                Headers.BATCH_INDEX,
-                "0",
-                Headers.FINAL,
-                "true"));
-        h.send(
-            h.topics.checkpoints(),
-            "x",
-            manifest("x", step, sha, 100),
-            cloudEvent(Headers.TYPE_CHECKPOINT));
+        h.sendReference("x", Fixtures.ncbBatch(0));
+        h.sendCheckpoint("x", manifest("x", step, sha, 100));
       }
       List<ConsumerRecord<byte[], byte[]>> dlq = h.read(h.topics.dlq(), 1, Duration.ofSeconds(20));
       assertThat(dlq).hasSize(1); // only step 1; steps 2 and 3 still wait
@@ -151,28 +102,13 @@ class PendingCheckpointsIT {
       java.util.Arrays.copyOfRange(model, half, model.length)
     };
     try (ServiceHarness h = ServiceHarness.start(kafka, Map.of("pending.max-age-ms", "400"))) {
-      for (int i = 0; i < 2; i++) {
-        h.send(
-            h.topics.batches(),
-            "b",
-            Fixtures.ncbBatch(i),
-            cloudEvent(
-                Headers.TYPE_BATCH,
-                Headers.EXPERIMENT,
-                "b",
-                Headers.SPLIT,
-                "reference",
-                Headers.BATCH_INDEX,
-                Integer.toString(i),
-                Headers.FINAL,
-                Boolean.toString(i == 1)));
-      }
-      h.send(h.topics.blobs(), "b", chunks[1], chunk(sha, 1, model.length)); // chunk 0 never comes
+      h.sendReference("b", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
       h.send(
-          h.topics.checkpoints(),
+          h.topics.blobs(),
           "b",
-          manifest2("b", 1, sha, model.length),
-          cloudEvent(Headers.TYPE_CHECKPOINT));
+          chunks[1],
+          blobChunkEvent(sha, 1, 2, model.length)); // chunk 0 never comes
+      h.sendCheckpoint("b", manifest2("b", 1, sha, model.length));
       List<ConsumerRecord<byte[], byte[]>> dlq = h.read(h.topics.dlq(), 1, Duration.ofSeconds(20));
       assertThat(header(dlq.get(0), Headers.DLQ_REASON)).isEqualTo("blob_incomplete");
       java.nio.file.Path partial = h.dataDir.resolve("blobs").resolve("partial").resolve(sha);
@@ -180,30 +116,13 @@ class PendingCheckpointsIT {
           .atMost(Duration.ofSeconds(10))
           .until(() -> !java.nio.file.Files.exists(partial));
       // Sent again in full, the blob assembles afresh and the next checkpoint runs.
-      h.send(h.topics.blobs(), "b", chunks[0], chunk(sha, 0, model.length));
-      h.send(h.topics.blobs(), "b", chunks[1], chunk(sha, 1, model.length));
-      h.send(
-          h.topics.checkpoints(),
-          "b",
-          manifest2("b", 2, sha, model.length),
-          cloudEvent(Headers.TYPE_CHECKPOINT));
+      h.send(h.topics.blobs(), "b", chunks[0], blobChunkEvent(sha, 0, 2, model.length));
+      h.send(h.topics.blobs(), "b", chunks[1], blobChunkEvent(sha, 1, 2, model.length));
+      h.sendCheckpoint("b", manifest2("b", 2, sha, model.length));
       List<ConsumerRecord<byte[], byte[]>> results =
           h.read(h.topics.results(), 1, Duration.ofSeconds(30));
       assertThat(JSON.readTree(results.get(0).value()).get("step").asLong()).isEqualTo(2);
     }
-  }
-
-  private static Map<String, String> chunk(String sha, int index, int size) {
-    return cloudEvent(
-        Headers.TYPE_BLOB,
-        Headers.BLOB_SHA256,
-        sha,
-        Headers.BLOB_INDEX,
-        Integer.toString(index),
-        Headers.BLOB_COUNT,
-        "2",
-        Headers.BLOB_SIZE,
-        Integer.toString(size));
   }
 
   private static byte[] manifest2(String experiment, long step, String sha, int size) {

@@ -60,7 +60,8 @@ class ResultsApiIT {
     Path dataDir = Files.createTempDirectory("probestream-results-api-");
 
     try (ServiceHarness h = ServiceHarness.start(kafka, dataDir, Map.of())) {
-      sendNcb(h, model, modelSha);
+      h.sendBlob(EXPERIMENT, model);
+      h.sendReference(EXPERIMENT, Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
       // One checkpoint at a time, so the publication order (the API's order) is a, then b.
       sendCheckpoint(h, "a", 5, modelSha, model.length);
       assertThat(h.read(h.topics.results(), 1, Duration.ofSeconds(60))).hasSize(1);
@@ -211,43 +212,9 @@ class ResultsApiIT {
     return out;
   }
 
-  private static void sendNcb(ServiceHarness h, byte[] model, String sha) throws Exception {
-    h.send(
-        h.topics.blobs(),
-        EXPERIMENT,
-        model,
-        cloudEvent(
-            Headers.TYPE_BLOB,
-            Headers.BLOB_SHA256,
-            sha,
-            Headers.BLOB_INDEX,
-            "0",
-            Headers.BLOB_COUNT,
-            "1",
-            Headers.BLOB_SIZE,
-            Integer.toString(model.length)));
-    for (int i = 0; i < 2; i++) {
-      h.send(
-          h.topics.batches(),
-          EXPERIMENT,
-          Fixtures.ncbBatch(i),
-          cloudEvent(
-              Headers.TYPE_BATCH,
-              Headers.EXPERIMENT,
-              EXPERIMENT,
-              Headers.SPLIT,
-              "reference",
-              Headers.BATCH_INDEX,
-              Integer.toString(i),
-              Headers.FINAL,
-              i == 1 ? "true" : "false"));
-    }
-  }
-
   private static void sendCheckpoint(ServiceHarness h, String run, long step, String sha, int size)
       throws Exception {
-    h.send(
-        h.topics.checkpoints(),
+    h.sendCheckpoint(
         EXPERIMENT,
         Fixtures.manifest(
                 EXPERIMENT,
@@ -258,7 +225,6 @@ class ResultsApiIT {
                 1,
                 "{\"h\":\"h\"}",
                 ",\"classifier_weight\":\"classifier.weight\",\"classes\":3")
-            .getBytes(StandardCharsets.UTF_8),
-        cloudEvent(Headers.TYPE_CHECKPOINT));
+            .getBytes(StandardCharsets.UTF_8));
   }
 }

@@ -1,7 +1,9 @@
 package io.probestream.service;
 
+import static io.probestream.service.ServiceHarness.blobChunkEvent;
 import static io.probestream.service.ServiceHarness.cloudEvent;
 import static io.probestream.service.ServiceHarness.header;
+import static io.probestream.service.ServiceHarness.referenceEvent;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -177,29 +179,11 @@ class SchemaConformanceIT {
   }
 
   private static Map<String, String> chunk(String sha) {
-    return cloudEvent(
-        Headers.TYPE_BLOB,
-        Headers.BLOB_SHA256,
-        sha,
-        Headers.BLOB_INDEX,
-        "0",
-        Headers.BLOB_COUNT,
-        "1",
-        Headers.BLOB_SIZE,
-        Integer.toString(Fixtures.ncbModel().length));
+    return blobChunkEvent(sha, 0, 1, Fixtures.ncbModel().length);
   }
 
   private static Map<String, String> reference(int index, boolean last) {
-    return cloudEvent(
-        Headers.TYPE_BATCH,
-        Headers.EXPERIMENT,
-        EXPERIMENT,
-        Headers.SPLIT,
-        Headers.SPLIT_REFERENCE,
-        Headers.BATCH_INDEX,
-        Integer.toString(index),
-        Headers.FINAL,
-        Boolean.toString(last));
+    return referenceEvent(EXPERIMENT, index, last);
   }
 
   private static byte[] utf8(String s) {

@@ -1,6 +1,7 @@
 package io.probestream.service;
 
 import io.probestream.contracts.config.ProbestreamConfig;
+import io.probestream.contracts.result.ProbeResult;
 import io.probestream.contracts.topics.Headers;
 import io.probestream.contracts.topics.Topics;
 import io.probestream.testkit.KafkaTestCluster;
@@ -14,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -105,6 +107,34 @@ public final class ServiceHarness implements AutoCloseable {
     return h;
   }
 
+  /** The headers of reference batch {@code index} of an experiment, final or not. */
+  public static Map<String, String> referenceEvent(String experiment, int index, boolean last) {
+    return cloudEvent(
+        Headers.TYPE_BATCH,
+        Headers.EXPERIMENT,
+        experiment,
+        Headers.SPLIT,
+        Headers.SPLIT_REFERENCE,
+        Headers.BATCH_INDEX,
+        Integer.toString(index),
+        Headers.FINAL,
+        Boolean.toString(last));
+  }
+
+  /** The headers of chunk {@code index} of {@code count} of a blob of {@code size} bytes. */
+  public static Map<String, String> blobChunkEvent(String sha, int index, int count, int size) {
+    return cloudEvent(
+        Headers.TYPE_BLOB,
+        Headers.BLOB_SHA256,
+        sha,
+        Headers.BLOB_INDEX,
+        Integer.toString(index),
+        Headers.BLOB_COUNT,
+        Integer.toString(count),
+        Headers.BLOB_SIZE,
+        Integer.toString(size));
+  }
+
   /** Sends one record and waits for the broker's acknowledgement. */
   public void send(String topic, String key, byte[] value, Map<String, String> headers)
       throws Exception {
@@ -113,6 +143,53 @@ public final class ServiceHarness implements AutoCloseable {
             topic, null, key == null ? null : key.getBytes(StandardCharsets.UTF_8), value);
     headers.forEach((k, v) -> r.headers().add(k, v.getBytes(StandardCharsets.UTF_8)));
     producer.send(r).get(30, TimeUnit.SECONDS);
+  }
+
+  /**
+   * Sends an experiment's reference set, keyed by the experiment: batch i with index i, in order,
+   * the last one marked final.
+   */
+  public void sendReference(String experiment, byte[]... batches) throws Exception {
+    for (int i = 0; i < batches.length; i++) {
+      send(
+          topics.batches(),
+          experiment,
+          batches[i],
+          referenceEvent(experiment, i, i == batches.length - 1));
+    }
+  }
+
+  /** Sends a model blob in one chunk, keyed by the experiment; returns its sha256. */
+  public String sendBlob(String experiment, byte[] model) throws Exception {
+    return sendBlob(experiment, model, model.length);
+  }
+
+  /**
+   * Sends a model blob in chunks of {@code chunkBytes} (the last may be shorter), in order, keyed
+   * by the experiment; returns its sha256.
+   */
+  public String sendBlob(String experiment, byte[] model, int chunkBytes) throws Exception {
+    String sha = ProbeResult.sha256Hex(model);
+    int count = model.length / chunkBytes + (model.length % chunkBytes == 0 ? 0 : 1);
+    for (int i = 0; i < count; i++) {
+      int from = i * chunkBytes;
+      send(
+          topics.blobs(),
+          experiment,
+          Arrays.copyOfRange(model, from, from + Math.min(chunkBytes, model.length - from)),
+          blobChunkEvent(sha, i, count, model.length));
+    }
+    return sha;
+  }
+
+  /**
+   * Sends a checkpoint manifest keyed by the experiment; {@code extra} are further headers, as
+   * name, value pairs.
+   */
+  public void sendCheckpoint(String experiment, byte[] manifestJson, String... extra)
+      throws Exception {
+    send(
+        topics.checkpoints(), experiment, manifestJson, cloudEvent(Headers.TYPE_CHECKPOINT, extra));
   }
 
   /** Reads every record of a topic from the start (fresh consumer, no group). */

@@ -1,7 +1,9 @@
 package io.probestream.service;
 
+import static io.probestream.service.ServiceHarness.blobChunkEvent;
 import static io.probestream.service.ServiceHarness.cloudEvent;
 import static io.probestream.service.ServiceHarness.header;
+import static io.probestream.service.ServiceHarness.referenceEvent;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 import static org.awaitility.Awaitility.await;
@@ -61,20 +63,7 @@ class StreamingEndToEndIT {
     Collections.shuffle(order, new Random(seed));
     for (int i : order) {
       byte[] part = Arrays.copyOfRange(model, i * chunk, Math.min(model.length, (i + 1) * chunk));
-      h.send(
-          h.topics.blobs(),
-          EXPERIMENT,
-          part,
-          cloudEvent(
-              Headers.TYPE_BLOB,
-              Headers.BLOB_SHA256,
-              sha,
-              Headers.BLOB_INDEX,
-              Integer.toString(i),
-              Headers.BLOB_COUNT,
-              Integer.toString(count),
-              Headers.BLOB_SIZE,
-              Integer.toString(model.length)));
+      h.send(h.topics.blobs(), EXPERIMENT, part, blobChunkEvent(sha, i, count, model.length));
     }
     return sha;
   }
@@ -91,29 +80,13 @@ class StreamingEndToEndIT {
             chunks,
             "{\"h1\":\"h1\",\"h2\":\"h2\"}",
             ",\"classifier_weight\":\"classifier.weight\",\"classes\":5,\"metrics\":{\"accuracy\":0.978}");
-    h.send(
-        h.topics.checkpoints(),
-        EXPERIMENT,
-        manifest.getBytes(StandardCharsets.UTF_8),
-        cloudEvent(Headers.TYPE_CHECKPOINT, Headers.CONTENT_TYPE, Headers.JSON));
+    h.sendCheckpoint(
+        EXPERIMENT, manifest.getBytes(StandardCharsets.UTF_8), Headers.CONTENT_TYPE, Headers.JSON);
   }
 
   private static void sendReference(ServiceHarness h, byte[] b0, byte[] b1) throws Exception {
     // The final batch first: the set is complete only once index 0 arrives too.
-    h.send(
-        h.topics.batches(),
-        EXPERIMENT,
-        b1,
-        cloudEvent(
-            Headers.TYPE_BATCH,
-            Headers.EXPERIMENT,
-            EXPERIMENT,
-            Headers.SPLIT,
-            "reference",
-            Headers.BATCH_INDEX,
-            "1",
-            Headers.FINAL,
-            "true"));
+    h.send(h.topics.batches(), EXPERIMENT, b1, referenceEvent(EXPERIMENT, 1, true));
     h.send(
         h.topics.batches(),
         EXPERIMENT,
@@ -261,39 +234,9 @@ class StreamingEndToEndIT {
   void metricsPassPromtoolAndCarryTheProbeValues(KafkaTestCluster kafka) throws Exception {
     byte[] model = Fixtures.ncbModel();
     try (ServiceHarness h = ServiceHarness.start(kafka, Map.of())) {
-      String sha = ProbeResult.sha256Hex(model);
-      h.send(
-          h.topics.blobs(),
-          "ncb",
-          model,
-          cloudEvent(
-              Headers.TYPE_BLOB,
-              Headers.BLOB_SHA256,
-              sha,
-              Headers.BLOB_INDEX,
-              "0",
-              Headers.BLOB_COUNT,
-              "1",
-              Headers.BLOB_SIZE,
-              Integer.toString(model.length)));
-      for (int i = 0; i < 2; i++) {
-        h.send(
-            h.topics.batches(),
-            "ncb",
-            Fixtures.ncbBatch(i),
-            cloudEvent(
-                Headers.TYPE_BATCH,
-                Headers.EXPERIMENT,
-                "ncb",
-                Headers.SPLIT,
-                "reference",
-                Headers.BATCH_INDEX,
-                Integer.toString(i),
-                Headers.FINAL,
-                i == 1 ? "true" : "false"));
-      }
-      h.send(
-          h.topics.checkpoints(),
+      String sha = h.sendBlob("ncb", model);
+      h.sendReference("ncb", Fixtures.ncbBatch(0), Fixtures.ncbBatch(1));
+      h.sendCheckpoint(
           "ncb",
           Fixtures.manifest(
                   "ncb",
@@ -304,8 +247,7 @@ class StreamingEndToEndIT {
                   1,
                   "{\"h\":\"h\"}",
                   ",\"classifier_weight\":\"classifier.weight\",\"classes\":3")
-              .getBytes(StandardCharsets.UTF_8),
-          cloudEvent(Headers.TYPE_CHECKPOINT));
+              .getBytes(StandardCharsets.UTF_8));
       assertThat(h.read(h.topics.results(), 1, Duration.ofSeconds(60))).hasSize(1);
 
       // The gauges are set when the producer's acknowledgement reaches the service, which can be
