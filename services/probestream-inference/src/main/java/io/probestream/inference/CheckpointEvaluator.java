@@ -33,7 +33,8 @@ public final class CheckpointEvaluator {
       Device device,
       int threads,
       int maxFeatureWidth,
-      long maxStateBytes) {
+      long maxStateBytes,
+      boolean fusedStatistics) {
     public static final int DEFAULT_MAX_FEATURE_WIDTH = 65_536;
     public static final long DEFAULT_MAX_STATE_BYTES = 1L << 30;
 
@@ -60,6 +61,20 @@ public final class CheckpointEvaluator {
           DEFAULT_MAX_STATE_BYTES);
     }
 
+    /**
+     * Statistics in the graph only where the model runs on CUDA (so features never leave the
+     * device); {@code fusedStatistics} forces them everywhere, which tests use on CPU.
+     */
+    public Config(
+        int batchSize,
+        long featureCacheBytes,
+        Device device,
+        int threads,
+        int maxFeatureWidth,
+        long maxStateBytes) {
+      this(batchSize, featureCacheBytes, device, threads, maxFeatureWidth, maxStateBytes, false);
+    }
+
     public static Config defaults() {
       return new Config(256, 512L << 20, Device.AUTO, Runtime.getRuntime().availableProcessors());
     }
@@ -74,10 +89,14 @@ public final class CheckpointEvaluator {
 
   /**
    * The outcome: one {@link ProbeOutput} per probed layer in manifest order, the device ORT ran on,
-   * and whether pass 2 used cached features.
+   * whether pass 2 used cached features, and whether the statistics were computed in the graph.
    */
   public record Evaluation(
-      Map<String, ProbeOutput> layers, String device, boolean cachedPass2, long samples) {}
+      Map<String, ProbeOutput> layers,
+      String device,
+      boolean cachedPass2,
+      long samples,
+      boolean fusedStatistics) {}
 
   private final Config config;
   private final SessionCache sessions;
@@ -145,6 +164,12 @@ public final class CheckpointEvaluator {
     try (SessionCache.Lease lease = session(plan, model, spec)) {
       ModelSession session = lease.session();
       checkInputShape(session.inputShape(), spec.input(), batches);
+      if (config.fusedStatistics() || session.device().startsWith("cuda")) {
+        Evaluation fused = fused(plan, model, spec, batches, session, total, progress);
+        if (fused != null) {
+          return fused;
+        }
+      }
       Map<String, CollapseMoments> moments = new LinkedHashMap<>();
       Map<String, Integer> ranks = new LinkedHashMap<>();
       List<Map<String, FeatureBatch>> cache = new ArrayList<>();
@@ -227,7 +252,7 @@ public final class CheckpointEvaluator {
             e.getKey(),
             e.getValue().finish(second.get(e.getKey()), Map.of("reduction", reduction)));
       }
-      return new Evaluation(out, session.device(), caching, total);
+      return new Evaluation(out, session.device(), caching, total, false);
     }
   }
 
@@ -238,10 +263,16 @@ public final class CheckpointEvaluator {
    * d-vectors.
    */
   private void checkBudget(Map<String, FeatureBatch> features, int classes) {
+    Map<String, Integer> widths = new LinkedHashMap<>();
+    features.forEach((layer, f) -> widths.put(layer, f.width()));
+    checkWidths(widths, classes);
+  }
+
+  private void checkWidths(Map<String, Integer> widths, int classes) {
     long total = 0;
     StringBuilder parts = new StringBuilder();
-    for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
-      int d = e.getValue().width();
+    for (Map.Entry<String, Integer> e : widths.entrySet()) {
+      int d = e.getValue();
       if (d > config.maxFeatureWidth()) {
         throw new InferenceException(
             DlqReason.FEATURE_TOO_WIDE,
@@ -276,6 +307,259 @@ public final class CheckpointEvaluator {
               + "); limit probestream.limits.max-state-bytes = "
               + config.maxStateBytes());
     }
+  }
+
+  /**
+   * Both passes with the statistics computed in the graph (DESIGN.md §5): only per-class counts,
+   * means and scatter (pass 1) and per-direction sums and NC4 counts (pass 2) come out of ORT.
+   * Returns null when the model cannot take the statistic nodes (fixed batch, unknown widths,
+   * flatten reduction, opset below 13), so the caller runs the plain path.
+   */
+  private Evaluation fused(
+      Plan plan,
+      ModelBytes model,
+      EvaluationSpec spec,
+      List<ReferenceBatch> batches,
+      ModelSession plain,
+      long total,
+      Progress progress) {
+    if (plain.fixedBatch() > 0) {
+      return null;
+    }
+    long[] ls = plain.outputShape(spec.logits());
+    if (ls == null || ls.length != 2) {
+      return null;
+    }
+    int c = spec.classes() != null ? spec.classes() : (int) ls[1];
+    if (c < 1) {
+      return null;
+    }
+    if (ls[1] >= 0 && ls[1] != c) {
+      throw new InferenceException(
+          DlqReason.SHAPE_MISMATCH,
+          "logits tensor '"
+              + spec.logits()
+              + "' has "
+              + ls[1]
+              + " classes but the checkpoint declares "
+              + c);
+    }
+    List<String> names = new ArrayList<>(spec.layers().keySet());
+    List<StatisticGraph.Layer> layers = new ArrayList<>();
+    Map<String, Integer> widths = new LinkedHashMap<>();
+    for (String name : names) {
+      String tensor = spec.layers().get(name);
+      long[] shape = plain.outputShape(tensor);
+      if (shape == null
+          || shape.length < 2
+          || shape[1] < 1
+          || (shape.length > 2 && spec.reduction() == Reduction.FLATTEN)) {
+        return null;
+      }
+      layers.add(
+          new StatisticGraph.Layer(
+              tensor, shape.length, (int) shape[1], tensor.equals(plan.classifierTensor())));
+      widths.put(name, (int) shape[1]);
+    }
+    checkWidths(widths, c);
+    byte[] one = StatisticGraph.pass1(plan.model(), layers, spec.logits(), c);
+    byte[] two = StatisticGraph.pass2(plan.model(), layers, spec.logits(), c);
+    List<String> outs1 = new ArrayList<>();
+    List<String> outs2 = new ArrayList<>();
+    for (int i = 0; i < layers.size(); i++) {
+      for (String o : List.of("counts", "means", "scatter", "nonfinite")) {
+        outs1.add(StatisticGraph.out(i, o));
+      }
+      outs2.add(StatisticGraph.out(i, "a"));
+      outs2.add(StatisticGraph.out(i, "samples"));
+      if (layers.get(i).feeds()) {
+        outs2.add(StatisticGraph.out(i, "mis"));
+      }
+    }
+    try (SessionCache.Lease l1 = session(one, outs1, model, spec);
+        SessionCache.Lease l2 = session(two, outs2, model, spec)) {
+      Map<String, CollapseMoments> moments = new LinkedHashMap<>();
+      long done = 0;
+      for (ReferenceBatch batch : batches) {
+        for (int from = 0; from < batch.rows(); from += config.batchSize()) {
+          int rows = Math.min(config.batchSize(), batch.rows() - from);
+          Slice x = slice(batch, from, rows, c, done);
+          Map<String, ModelSession.Output> out =
+              l1.session().runWith(x.values, x.shape, StatisticGraph.LABELS, x.labels, Map.of());
+          for (int i = 0; i < layers.size(); i++) {
+            int d = layers.get(i).width();
+            float[] counts = out.get(StatisticGraph.out(i, "counts")).values();
+            float[] means = out.get(StatisticGraph.out(i, "means")).values();
+            float[] scatter = out.get(StatisticGraph.out(i, "scatter")).values();
+            long[] n = new long[c];
+            double[][] mu = new double[c][d];
+            double[] sc = new double[c];
+            for (int k = 0; k < c; k++) {
+              n[k] = Math.round(counts[k]);
+              sc[k] = scatter[k];
+              for (int j = 0; j < d; j++) {
+                mu[k][j] = means[k * d + j];
+              }
+            }
+            long nonfinite = Math.round(out.get(StatisticGraph.out(i, "nonfinite")).values()[0]);
+            moments.merge(
+                names.get(i),
+                CollapseMoments.fromClassStats(d, n, mu, sc, nonfinite),
+                CollapseMoments::merge);
+          }
+          done += rows;
+          progress.update("pass 1", done, total);
+        }
+      }
+      Map<String, NeuralCollapseProbe.Frozen> frozen = new LinkedHashMap<>();
+      Map<String, ModelSession.Extra> extra = new LinkedHashMap<>();
+      Map<String, Integer> kept = new LinkedHashMap<>();
+      for (int i = 0; i < layers.size(); i++) {
+        StatisticGraph.Layer layer = layers.get(i);
+        CollapseMoments m =
+            moments.getOrDefault(names.get(i), CollapseMoments.empty(layer.width()));
+        NeuralCollapseProbe.Frozen f =
+            NeuralCollapseProbe.freeze(m, layer.feeds(), layer.feeds() ? plan.weight() : null);
+        frozen.put(names.get(i), f);
+        int d = layer.width();
+        float[] mu = new float[c * d];
+        float[] inv = new float[c];
+        float[] pen = new float[c];
+        float[] musq = new float[c];
+        java.util.Arrays.fill(pen, 1e30f);
+        int[] ids = f.classIds();
+        long[] counts = f.counts();
+        double[][] means = f.means();
+        for (int p = 0; p < ids.length; p++) {
+          int k = ids[p];
+          inv[k] = (float) (1.0 / counts[p]);
+          pen[k] = 0;
+          double sq = 0;
+          for (int j = 0; j < d; j++) {
+            mu[k * d + j] = (float) means[p][j];
+            sq += (double) mu[k * d + j] * mu[k * d + j];
+          }
+          musq[k] = (float) sq;
+        }
+        double[][] basis = f.basis();
+        int r = Math.max(1, basis.length); // a zero row stands in for an empty basis
+        float[] v = new float[r * d];
+        for (int j = 0; j < basis.length; j++) {
+          for (int q = 0; q < d; q++) {
+            v[j * d + q] = (float) basis[j][q];
+          }
+        }
+        kept.put(names.get(i), basis.length);
+        extra.put(StatisticGraph.out(i, "mu"), new ModelSession.Extra(mu, new long[] {c, d}));
+        extra.put(StatisticGraph.out(i, "v"), new ModelSession.Extra(v, new long[] {r, d}));
+        extra.put(StatisticGraph.out(i, "inv"), new ModelSession.Extra(inv, new long[] {c}));
+        if (layer.feeds()) {
+          extra.put(StatisticGraph.out(i, "pen"), new ModelSession.Extra(pen, new long[] {c}));
+          extra.put(StatisticGraph.out(i, "musq"), new ModelSession.Extra(musq, new long[] {c}));
+        }
+      }
+      Map<String, NeuralCollapseProbe.SecondPass> second = new LinkedHashMap<>();
+      done = 0;
+      for (ReferenceBatch batch : batches) {
+        for (int from = 0; from < batch.rows(); from += config.batchSize()) {
+          int rows = Math.min(config.batchSize(), batch.rows() - from);
+          Slice x = slice(batch, from, rows, c, done);
+          Map<String, ModelSession.Output> out =
+              l2.session().runWith(x.values, x.shape, StatisticGraph.LABELS, x.labels, extra);
+          for (int i = 0; i < layers.size(); i++) {
+            String name = names.get(i);
+            float[] a = out.get(StatisticGraph.out(i, "a")).values();
+            double[] ad = new double[kept.get(name)];
+            for (int j = 0; j < ad.length; j++) {
+              ad[j] = a[j];
+            }
+            long samples = Math.round(out.get(StatisticGraph.out(i, "samples")).values()[0]);
+            long mis =
+                layers.get(i).feeds()
+                    ? Math.round(out.get(StatisticGraph.out(i, "mis")).values()[0])
+                    : 0;
+            second.merge(
+                name,
+                new NeuralCollapseProbe.SecondPass(ad, samples, mis),
+                NeuralCollapseProbe.SecondPass::merge);
+          }
+          done += rows;
+          progress.update("pass 2", done, total);
+        }
+      }
+      Map<String, ProbeOutput> result = new LinkedHashMap<>();
+      for (int i = 0; i < layers.size(); i++) {
+        String name = names.get(i);
+        NeuralCollapseProbe.SecondPass p2 =
+            second.getOrDefault(name, frozen.get(name).emptyPass2());
+        result.put(
+            name,
+            frozen
+                .get(name)
+                .finish(p2, Map.of("reduction", spec.reduction().label(layers.get(i).rank()))));
+      }
+      return new Evaluation(result, l1.session().device(), false, total, true);
+    } catch (InferenceException e) {
+      if (e.reason() == DlqReason.MODEL_UNLOADABLE) {
+        return null; // ORT would not take the statistic nodes (an old opset): use the plain path
+      }
+      throw e;
+    }
+  }
+
+  /** One mini-batch of inputs and labels, labels checked against the classes. */
+  private record Slice(float[] values, long[] shape, long[] labels) {}
+
+  private static Slice slice(
+      ReferenceBatch batch, int from, int rows, int classes, long firstIndex) {
+    int rowSize = batch.rowSize();
+    float[] input = Arrays.copyOfRange(batch.input(), from * rowSize, (from + rows) * rowSize);
+    long[] shape = batch.shape().clone();
+    shape[0] = rows;
+    long[] labels = new long[rows];
+    for (int i = 0; i < rows; i++) {
+      int y = batch.labels()[from + i];
+      if (y < 0 || y >= classes) {
+        throw new InferenceException(
+            DlqReason.LABEL_OUT_OF_RANGE,
+            "label "
+                + y
+                + " at reference index "
+                + (firstIndex + i)
+                + " is outside 0.."
+                + (classes - 1)
+                + " ("
+                + classes
+                + " classes)");
+      }
+      labels[i] = y;
+    }
+    return new Slice(input, shape, labels);
+  }
+
+  private SessionCache.Lease session(
+      byte[] bytes, List<String> outputs, ModelBytes model, EvaluationSpec spec) {
+    String key =
+        io.probestream.contracts.result.ProbeResult.sha256Hex(bytes)
+            + "|"
+            + spec.input()
+            + "|"
+            + config.device()
+            + "|"
+            + config.threads()
+            + "|"
+            + model.externalDataDir();
+    return sessions.acquire(
+        key,
+        bytes.length,
+        () ->
+            ModelSession.open(
+                bytes,
+                model.externalDataDir(),
+                spec.input(),
+                outputs,
+                config.device(),
+                config.threads()));
   }
 
   /** How many layers {@code auto} picks at most, nearest the logits. */

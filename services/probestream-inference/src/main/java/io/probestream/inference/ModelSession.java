@@ -249,6 +249,77 @@ public final class ModelSession implements AutoCloseable {
     return declared.length == 0 ? -1 : declared[0];
   }
 
+  /** An extra float input of a run. */
+  public record Extra(float[] values, long[] shape) {}
+
+  /**
+   * Runs with the data input plus {@code labels} (int64, one per row) under {@code labelsName} and
+   * extra float inputs (for graphs with statistic nodes); no fixed-batch chunking.
+   */
+  public Map<String, Output> runWith(
+      float[] values, long[] shape, String labelsName, long[] labels, Map<String, Extra> extra) {
+    OrtEnvironment env = environment();
+    Map<String, OnnxTensor> feeds = new LinkedHashMap<>();
+    try {
+      feeds.put(input, OnnxTensor.createTensor(env, FloatBuffer.wrap(values), shape));
+      feeds.put(
+          labelsName,
+          OnnxTensor.createTensor(
+              env, java.nio.LongBuffer.wrap(labels), new long[] {labels.length}));
+      for (Map.Entry<String, Extra> e : extra.entrySet()) {
+        feeds.put(
+            e.getKey(),
+            OnnxTensor.createTensor(
+                env, FloatBuffer.wrap(e.getValue().values()), e.getValue().shape()));
+      }
+      try (OrtSession.Result result = session.run(feeds, outputs)) {
+        return collect(result);
+      }
+    } catch (OrtException e) {
+      throw new InferenceException(
+          DlqReason.INFERENCE_FAILED,
+          "ONNX Runtime failed on a batch of shape "
+              + java.util.Arrays.toString(shape)
+              + ": "
+              + e.getMessage(),
+          e);
+    } finally {
+      feeds.values().forEach(OnnxTensor::close);
+    }
+  }
+
+  /** The shape ORT infers for a graph output (−1 for symbolic dims), or null if unknown. */
+  public long[] outputShape(String name) {
+    try {
+      NodeInfo info = session.getOutputInfo().get(name);
+      return info != null && info.getInfo() instanceof TensorInfo t ? t.getShape() : null;
+    } catch (OrtException e) {
+      return null;
+    }
+  }
+
+  private Map<String, Output> collect(OrtSession.Result result) {
+    Map<String, Output> out = new LinkedHashMap<>();
+    for (String name : outputs) {
+      Optional<ai.onnxruntime.OnnxValue> v = result.get(name);
+      if (v.isEmpty() || !(v.get() instanceof OnnxTensor t)) {
+        throw new InferenceException(
+            DlqReason.UNKNOWN_TENSOR, "output '" + name + "' is not a tensor");
+      }
+      TensorInfo info = t.getInfo();
+      if (info.type != OnnxJavaType.FLOAT) {
+        throw new InferenceException(
+            DlqReason.UNSUPPORTED_TENSOR,
+            "output '" + name + "' is " + info.type + "; probes need float32");
+      }
+      FloatBuffer fb = t.getFloatBuffer();
+      float[] copy = new float[fb.remaining()];
+      fb.get(copy);
+      out.put(name, new Output(copy, info.getShape()));
+    }
+    return out;
+  }
+
   private Map<String, Output> runOnce(float[] values, long[] shape) {
     FloatBuffer buf = buffers.get();
     if (buf == null || buf.capacity() < values.length) {

@@ -85,6 +85,22 @@ public final class CollapseMoments {
     return new CollapseMoments(d, classes, nonfinite);
   }
 
+  /**
+   * A batch's moments from per-class statistics computed elsewhere (in-graph on the device):
+   * counts, class means and scatter around them, indexed by class; classes with count 0 are left
+   * out.
+   */
+  public static CollapseMoments fromClassStats(
+      int width, long[] counts, double[][] means, double[] scatter, long nonfinite) {
+    TreeMap<Integer, ClassMoments> classes = new TreeMap<>();
+    for (int c = 0; c < counts.length; c++) {
+      if (counts[c] > 0) {
+        classes.put(c, new ClassMoments(counts[c], means[c].clone(), Math.max(0, scatter[c])));
+      }
+    }
+    return new CollapseMoments(width, classes, nonfinite);
+  }
+
   /** The exact combination of both states (PROBES.md §0). */
   public CollapseMoments merge(CollapseMoments other) {
     if (other.width != width) {

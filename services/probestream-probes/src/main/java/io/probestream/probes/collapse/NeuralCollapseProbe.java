@@ -271,6 +271,39 @@ public final class NeuralCollapseProbe {
       return new ProbeOutput(m, params, n);
     }
 
+    /** Seen classes, ascending (a copy). */
+    public int[] classIds() {
+      return classIds.clone();
+    }
+
+    /** n_c of each seen class, in {@link #classIds} order (a copy). */
+    public long[] counts() {
+      return counts.clone();
+    }
+
+    /** μ_c of each seen class, in {@link #classIds} order (copies). */
+    public double[][] means() {
+      double[][] out = new double[means.length][];
+      for (int c = 0; c < means.length; c++) {
+        out[c] = means[c].clone();
+      }
+      return out;
+    }
+
+    /** The kept right singular vectors v_j of M̃ (copies); pass 2 projects on them. */
+    public double[][] basis() {
+      double[][] out = new double[basis.length][];
+      for (int j = 0; j < basis.length; j++) {
+        out[j] = basis[j].clone();
+      }
+      return out;
+    }
+
+    /** Whether this layer feeds the classifier (pass 2 counts NC4 mismatches). */
+    public boolean classifierLayer() {
+      return classifierLayer;
+    }
+
     /** Number of kept between-class directions (sb_rank). */
     public int rank() {
       return basis.length;
