@@ -8,7 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.probestream.contracts.result.ProbeResult;
 import io.probestream.contracts.safetensors.Safetensors;
 import io.probestream.testkit.Mlp;
-import io.probestream.testkit.OnnxModelBuilder;
+import io.probestream.testkit.NcbModel;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -253,17 +253,7 @@ class CliTest {
   /** NC-B's model and data as files: h = Identity(input), logits = Gemm(h, W, b). */
   private List<String> ncbArgs() throws IOException {
     Path model = dir.resolve("ncb.onnx");
-    Files.write(
-        model,
-        new OnnxModelBuilder()
-            .input("input", 2)
-            .matrix("classifier.weight", new double[][] {{1, 0}, {0, 1}, {-1, -1}})
-            .vector("classifier.bias", 0, -2.5, 0)
-            .identity("input", "h")
-            .linear("h", "classifier.weight", "classifier.bias", "logits")
-            .output("h", 2)
-            .output("logits", 3)
-            .build());
+    Files.write(model, NcbModel.onnx());
     Path data = dir.resolve("ncb.safetensors");
     Map<String, Object> t = new LinkedHashMap<>();
     t.put("input", new float[] {2, 0, 4, 0, 0, 2, 0, 4, 0, 3, -1, -1, -3, -3});

@@ -335,25 +335,7 @@ public final class ModelSession implements AutoCloseable {
     OrtEnvironment env = environment();
     try (OnnxTensor in = OnnxTensor.createTensor(env, buf, shape);
         OrtSession.Result result = session.run(Map.of(input, in), outputs)) {
-      Map<String, Output> out = new LinkedHashMap<>();
-      for (String name : outputs) {
-        Optional<ai.onnxruntime.OnnxValue> v = result.get(name);
-        if (v.isEmpty() || !(v.get() instanceof OnnxTensor t)) {
-          throw new InferenceException(
-              DlqReason.UNKNOWN_TENSOR, "output '" + name + "' is not a tensor");
-        }
-        TensorInfo info = t.getInfo();
-        if (info.type != OnnxJavaType.FLOAT) {
-          throw new InferenceException(
-              DlqReason.UNSUPPORTED_TENSOR,
-              "output '" + name + "' is " + info.type + "; probes need float32");
-        }
-        FloatBuffer fb = t.getFloatBuffer();
-        float[] copy = new float[fb.remaining()];
-        fb.get(copy);
-        out.put(name, new Output(copy, info.getShape()));
-      }
-      return out;
+      return collect(result);
     } catch (OrtException e) {
       throw new InferenceException(
           DlqReason.INFERENCE_FAILED,

@@ -10,6 +10,7 @@ import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.CollapseMoments;
 import io.probestream.probes.collapse.NeuralCollapseProbe;
 import io.probestream.testkit.Mlp;
+import io.probestream.testkit.NcbModel;
 import io.probestream.testkit.OnnxModelBuilder;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -26,15 +27,7 @@ class CheckpointEvaluatorTest {
 
   /** NC-B's model: h = Identity(input), logits = Gemm(h, W, b) with transB = 1. */
   private static byte[] ncbModel() {
-    return new OnnxModelBuilder()
-        .input("input", 2)
-        .matrix("classifier.weight", new double[][] {{1, 0}, {0, 1}, {-1, -1}})
-        .vector("classifier.bias", 0, -2.5, 0)
-        .identity("input", "h")
-        .linear("h", "classifier.weight", "classifier.bias", "logits")
-        .output("h", 2)
-        .output("logits", 3)
-        .build();
+    return NcbModel.onnx();
   }
 
   private static ReferenceBatch batch(float[][] rows, int[] labels) {
@@ -432,17 +425,7 @@ class CheckpointEvaluatorTest {
   void modelsWithAFixedBatchDimensionRunInChunksOfThatSize(int b) {
     // NC-B's model exported with batch size b (no dynamic axes): the 4 + 3 samples run in chunks of
     // b, the last zero-padded and cut; the values are NC-B's.
-    byte[] model =
-        new OnnxModelBuilder()
-            .fixedBatch(b)
-            .input("input", 2)
-            .matrix("classifier.weight", new double[][] {{1, 0}, {0, 1}, {-1, -1}})
-            .vector("classifier.bias", 0, -2.5, 0)
-            .identity("input", "h")
-            .linear("h", "classifier.weight", "classifier.bias", "logits")
-            .output("h", 2)
-            .output("logits", 3)
-            .build();
+    byte[] model = NcbModel.onnx(b);
     Map<String, Double> m =
         evaluator(256, 1 << 20)
             .evaluate(model, NCB_SPEC, NCB_DATA, CheckpointEvaluator.Progress.NONE)

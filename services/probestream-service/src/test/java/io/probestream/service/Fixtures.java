@@ -1,7 +1,7 @@
 package io.probestream.service;
 
 import io.probestream.contracts.safetensors.Safetensors;
-import io.probestream.testkit.OnnxModelBuilder;
+import io.probestream.testkit.NcbModel;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,15 +21,7 @@ public final class Fixtures {
 
   /** PROBES.md NC-B's model: h = Identity(input), logits = Gemm(h, W, b), transB = 1. */
   public static byte[] ncbModel() {
-    return new OnnxModelBuilder()
-        .input("input", 2)
-        .matrix("classifier.weight", new double[][] {{1, 0}, {0, 1}, {-1, -1}})
-        .vector("classifier.bias", 0, -2.5, 0)
-        .identity("input", "h")
-        .linear("h", "classifier.weight", "classifier.bias", "logits")
-        .output("h", 2)
-        .output("logits", 3)
-        .build();
+    return NcbModel.onnx();
   }
 
   /** NC-B's seven samples as two reference batches (4 + 3). */
