@@ -70,6 +70,9 @@ public final class ProbestreamService {
         .executeBlocking(
             () -> {
               java.nio.file.Files.createDirectories(config.dataDir());
+              // Read the JSON Schemas here, off the event loop; later Schemas.get() calls are
+              // cached.
+              io.probestream.service.schema.Schemas.get();
               List<String> created = TopicAdmin.ensureTopics(config, bootstrap);
               if (!created.isEmpty()) {
                 LOG.info("created topics " + created);
