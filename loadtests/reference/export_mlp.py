@@ -19,6 +19,17 @@ Reference files: reference-0.safetensors, reference-1.safetensors, ... in --out-
 Example (the committed examples/mlp):
   /usr/bin/python3 loadtests/reference/export_mlp.py --widths 20,64,32,5 --train-epochs 30 --seed 7 \
       --samples 1000 --file-sizes 600,400 --out-dir examples/mlp
+
+Planted duplicates (--plant SPEC, applied after training, before export; without it nothing changes): SPEC is
+`LAYER:ITEM,ITEM;LAYER:...` with LAYER = h1, h2, ... and ITEM = `SRC=DST` (unit DST of that layer becomes an
+exact copy of unit SRC) or `SRC~DST` (a scaled near-duplicate: c = 1 + --plant-scale). DST's incoming row and
+bias become SRC's (times c for `~`); in the next Linear, SRC's outgoing column v is shared among SRC and its m - 1
+copies: SRC gets v/m, an exact copy v/m, a scaled copy v/(m*c). For ReLU every copy then computes exactly (up
+to float32 rounding) what SRC contributed, so the planted network is the trained one with the DST units'
+own contributions removed. The committed examples/mlp-planted:
+  /usr/bin/python3 loadtests/reference/export_mlp.py --widths 20,64,32,5 --train-epochs 30 --seed 10 \
+      --samples 1000 --file-sizes 600,400 --out-dir examples/mlp-planted \
+      --plant 'h1:3=40,10=41,10=50,5~20,17~33;h2:2=20,7=25'
 """
 import argparse
 import os
@@ -86,6 +97,55 @@ def train(model, x, y, epochs, lr, weight_decay, batch_size, seed):
         with torch.no_grad():
             acc = (model(xt)[-1].argmax(1) == yt).double().mean().item()
         print(f"epoch {epoch + 1:3d}  loss {total / n:.4f}  train acc {acc:.4f}")
+
+
+def parse_plant(spec, n_hidden, widths):
+    """--plant SPEC -> {layer index k (1-based): [(src, dst, scaled)]}, validated."""
+    plan = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        layer, _, items = part.partition(":")
+        if not (layer.startswith("h") and layer[1:].isdigit() and 1 <= int(layer[1:]) <= n_hidden):
+            raise SystemExit(f"--plant: layer {layer!r} is not one of h1..h{n_hidden}")
+        k = int(layer[1:])
+        if k in plan:
+            raise SystemExit(f"--plant: layer {layer} appears twice")
+        entries = []
+        for item in filter(None, (i.strip() for i in items.split(","))):
+            sep = "~" if "~" in item else "="
+            src, _, dst = item.partition(sep)
+            if not (src.isdigit() and dst.isdigit()):
+                raise SystemExit(f"--plant: item {item!r} in {layer} is not SRC=DST or SRC~DST")
+            src, dst = int(src), int(dst)
+            if max(src, dst) >= widths[k] or src == dst:
+                raise SystemExit(f"--plant: item {item!r}: units must differ and be < {widths[k]} (width of {layer})")
+            entries.append((src, dst, sep == "~"))
+        srcs, dsts = {e[0] for e in entries}, [e[1] for e in entries]
+        if len(set(dsts)) != len(dsts) or srcs & set(dsts):
+            raise SystemExit(f"--plant: in {layer} every DST must be distinct and no DST may be a SRC")
+        plan[k] = entries
+    return plan
+
+
+def plant(model, plan, scale):
+    """Plant exact and scaled duplicate units (see --plant) in place; layers in increasing order."""
+    c = 1.0 + scale
+    with torch.no_grad():
+        for k in sorted(plan):
+            fc = getattr(model, f"fc{k}")
+            nxt = getattr(model, f"fc{k + 1}") if k < model.n_hidden else model.classifier
+            by_src = {}
+            for src, dst, scaled in plan[k]:
+                by_src.setdefault(src, []).append((dst, scaled))
+            for src, copies in by_src.items():
+                m = 1 + len(copies)
+                v = nxt.weight[:, src].clone()
+                nxt.weight[:, src] = v / m
+                for dst, scaled in copies:
+                    fc.weight[dst] = fc.weight[src] * c if scaled else fc.weight[src]
+                    fc.bias[dst] = fc.bias[src] * c if scaled else fc.bias[src]
+                    nxt.weight[:, dst] = v / (m * c) if scaled else v / m
+                    print(f"plant h{k}: unit {dst} = {'scaled (c = %r) ' % c if scaled else 'exact '}copy of unit {src}"
+                          f" (outgoing column shared {m} ways)")
 
 
 def export(model, d_in, path):
@@ -160,6 +220,9 @@ def main():
     ap.add_argument("--file-sizes", default=None, help="explicit per-file sample counts, e.g. 600,400 (overrides --files; must sum to --samples)")
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--model-name", default="model.onnx")
+    ap.add_argument("--plant", default=None, metavar="SPEC",
+                    help="after training, plant duplicate units, e.g. 'h1:3=40,5~20;h2:2=20' (= exact copy, ~ scaled)")
+    ap.add_argument("--plant-scale", type=float, default=1e-3, help="c - 1 for scaled near-duplicates (default %(default)s)")
     args = ap.parse_args()
 
     widths = [int(w) for w in args.widths.split(",")]
@@ -179,9 +242,15 @@ def main():
     x_train, y_train = make_clusters(rng, centres, args.train_samples, args.noise_std)
     x_ref, y_ref = make_clusters(rng, centres, args.samples, args.noise_std)
 
+    plan = parse_plant(args.plant, len(widths) - 2, widths) if args.plant else None
     model = MLP(widths)
     train(model, x_train, y_train, args.train_epochs, args.lr, args.weight_decay, args.batch_size, args.seed)
     model.eval()
+    if plan:
+        with torch.no_grad():
+            acc = (model(torch.from_numpy(x_ref))[-1].argmax(1).numpy() == y_ref).mean()
+        print(f"reference accuracy before planting (PyTorch): {acc:.4f}")
+        plant(model, plan, args.plant_scale)
     with torch.no_grad():
         acc = (model(torch.from_numpy(x_ref))[-1].argmax(1).numpy() == y_ref).mean()
     print(f"reference accuracy (PyTorch): {acc:.4f}")

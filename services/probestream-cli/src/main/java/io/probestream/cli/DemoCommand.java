@@ -70,8 +70,8 @@ final class DemoCommand implements Callable<Integer> {
       throw new Main.UsageException(e.getMessage());
     }
     try (ServiceRuntime rt = ServiceRuntime.start(config, err)) {
-      int layers = 2;
-      CountDownLatch results = new CountDownLatch(layers);
+      // One result per layer (h1, h2) and probe that runs.
+      CountDownLatch results = new CountDownLatch(2 * config.probes().enabled().size());
       rt.service
           .results()
           .addListener(
@@ -149,23 +149,39 @@ final class DemoCommand implements Callable<Integer> {
 
   static String line(ProbeResult r) {
     Map<String, Double> m = r.metrics();
-    return String.format(
-        Locale.ROOT,
-        "%s %s/%s step %d layer %-4s samples %s nc1 %s nc1_trace %s etf %s cdnv %s%s%s  (%d ms, %s)",
-        r.probe(),
-        r.experiment(),
-        r.run(),
-        r.step(),
-        r.layer(),
-        fmt(m.get("samples")),
-        fmt(m.get("nc1")),
-        fmt(m.get("nc1_trace")),
-        fmt(m.get("nc2_etf_distance")),
-        fmt(m.get("cdnv")),
-        m.containsKey("nc3_self_duality") ? " nc3 " + fmt(m.get("nc3_self_duality")) : "",
-        m.containsKey("nc4_ncc_mismatch") ? " nc4 " + fmt(m.get("nc4_ncc_mismatch")) : "",
-        r.latencyMs(),
-        r.device());
+    String head =
+        String.format(
+            Locale.ROOT,
+            "%s %s/%s step %d layer %-4s samples %s",
+            r.probe(),
+            r.experiment(),
+            r.run(),
+            r.step(),
+            r.layer(),
+            fmt(m.get("samples")));
+    String body;
+    if (r.probe().equals("neural_collapse")) {
+      body =
+          String.format(
+              Locale.ROOT,
+              " nc1 %s nc1_trace %s etf %s cdnv %s%s%s",
+              fmt(m.get("nc1")),
+              fmt(m.get("nc1_trace")),
+              fmt(m.get("nc2_etf_distance")),
+              fmt(m.get("cdnv")),
+              m.containsKey("nc3_self_duality") ? " nc3 " + fmt(m.get("nc3_self_duality")) : "",
+              m.containsKey("nc4_ncc_mismatch") ? " nc4 " + fmt(m.get("nc4_ncc_mismatch")) : "");
+    } else {
+      StringBuilder b = new StringBuilder();
+      m.forEach(
+          (k, v) -> {
+            if (!k.equals("samples") && !k.equals("nonfinite")) {
+              b.append(' ').append(k).append(' ').append(fmt(v));
+            }
+          });
+      body = b.toString();
+    }
+    return String.format(Locale.ROOT, "%s%s  (%d ms, %s)", head, body, r.latencyMs(), r.device());
   }
 
   private static String fmt(Double v) {

@@ -49,6 +49,42 @@ final class ModelOptions {
   @Option(names = "--classes", description = "Number of classes (default: the logits' width).")
   Integer classes;
 
+  @Option(
+      names = "--ifm-weights",
+      paramLabel = "LAYER=IN,BIAS,OUT",
+      description =
+          "feature_complexity: the initializers IFM uses for LAYER instead of those found in the"
+              + " graph: incoming weight [units, inputs], its bias (may be left empty) and the next"
+              + " layer's weight [outputs, units]. Repeatable.")
+  Map<String, String> ifmWeights = new LinkedHashMap<>();
+
+  /** {@code --ifm-weights}, parsed: layer → (in, bias or null, out). */
+  Map<String, String[]> ifmWeights() {
+    Map<String, String[]> out = new LinkedHashMap<>();
+    ifmWeights.forEach(
+        (layer, spec) -> {
+          String[] parts = spec.split(",", -1);
+          if (parts.length != 3 || parts[0].isBlank() || parts[2].isBlank()) {
+            throw new Main.UsageException(
+                "--ifm-weights "
+                    + layer
+                    + "="
+                    + spec
+                    + ": expected LAYER=IN,BIAS,OUT (BIAS may be empty, e.g. h1=fc1.weight,,fc2.weight)");
+          }
+          if (!layers.isEmpty() && !layers.containsKey(layer)) {
+            throw new Main.UsageException(
+                "--ifm-weights " + layer + ": not a probed layer; layers are " + layers.keySet());
+          }
+          out.put(
+              layer,
+              new String[] {
+                parts[0].trim(), parts[1].isBlank() ? null : parts[1].trim(), parts[2].trim()
+              });
+        });
+    return out;
+  }
+
   /** Whether the layers are to be picked from the graph; checks --layer and --layers agree. */
   boolean auto() {
     if (layersMode != null && !layersMode.equals("auto")) {

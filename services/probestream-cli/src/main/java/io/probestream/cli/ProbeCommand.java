@@ -13,6 +13,7 @@ import io.probestream.inference.Reduction;
 import io.probestream.inference.ReferenceBatch;
 import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.NeuralCollapseProbe;
+import io.probestream.probes.complexity.FeatureComplexity;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -23,8 +24,11 @@ import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -75,9 +79,46 @@ final class ProbeCommand implements Callable<Integer> {
   @Option(
       names = "--probe",
       paramLabel = "PROBE",
+      split = ",",
       defaultValue = NeuralCollapseProbe.NAME,
-      description = "Probe to run: neural_collapse (default).")
-  String probe;
+      description =
+          "Probes to run: neural_collapse (default), feature_complexity, or all; comma-separated or"
+              + " repeated.")
+  List<String> probes;
+
+  @Option(
+      names = "--ifm-beta",
+      defaultValue = "0.1",
+      description =
+          "feature_complexity: IFM merges while dmin ≤ beta·dmax (default: ${DEFAULT-VALUE}).")
+  double ifmBeta;
+
+  @Option(
+      names = "--ifm-tau",
+      defaultValue = "0.01",
+      description =
+          "feature_complexity: data-aware IFM's largest relative output change (default: ${DEFAULT-VALUE}).")
+  double ifmTau;
+
+  @Option(
+      names = "--vinfo-k",
+      defaultValue = "8",
+      description = "feature_complexity: V-information directions (default: ${DEFAULT-VALUE}).")
+  int vinfoK;
+
+  @Option(
+      names = "--vinfo-alpha",
+      defaultValue = "0.001",
+      description = "feature_complexity: V-information ridge strength (default: ${DEFAULT-VALUE}).")
+  double vinfoAlpha;
+
+  @Option(
+      names = "--max-width",
+      defaultValue = "4096",
+      description =
+          "feature_complexity: widest layer given a d×d state for effective_rank and vinfo"
+              + " (default: ${DEFAULT-VALUE}).")
+  int maxWidth;
 
   @Option(
       names = "--format",
@@ -133,12 +174,19 @@ final class ProbeCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    if (!probe.equals(NeuralCollapseProbe.NAME)) {
-      throw new Main.UsageException(
-          "--probe "
-              + probe
-              + ": only neural_collapse is available in this version"
-              + " (feature_complexity and predictive_multiplicity are not implemented yet)");
+    Set<String> chosen = probes();
+    FeatureComplexity.Settings settings;
+    try {
+      settings =
+          new FeatureComplexity.Settings(
+              ifmBeta,
+              ifmTau,
+              vinfoK,
+              vinfoAlpha,
+              maxWidth,
+              FeatureComplexity.Settings.DEFAULT_IFM_DATA_MAX_UNITS);
+    } catch (IllegalArgumentException e) {
+      throw new Main.UsageException(e.getMessage());
     }
     if (!format.equals("jsonl") && !format.equals("table")) {
       throw new Main.UsageException("--format " + format + ": expected jsonl or table");
@@ -180,9 +228,26 @@ final class ProbeCommand implements Callable<Integer> {
       }
       err.println("probestream: layers (auto): " + String.join(", ", layers.keySet()));
     }
-    EvaluationSpec evalSpec =
-        new EvaluationSpec(
-            inputName, layers, tensors.logits, tensors.classifierWeight, tensors.classes, red);
+    Map<String, EvaluationSpec.IfmNames> named = new LinkedHashMap<>();
+    tensors
+        .ifmWeights()
+        .forEach((l, w) -> named.put(l, new EvaluationSpec.IfmNames(w[0], w[1], w[2])));
+    EvaluationSpec evalSpec;
+    try {
+      evalSpec =
+          new EvaluationSpec(
+              inputName,
+              layers,
+              tensors.logits,
+              tensors.classifierWeight,
+              tensors.classes,
+              red,
+              chosen,
+              settings,
+              named);
+    } catch (IllegalArgumentException e) {
+      throw new Main.UsageException(e.getMessage());
+    }
     long start = System.nanoTime();
     CheckpointEvaluator.Evaluation evaluation;
     try {
@@ -201,7 +266,7 @@ final class ProbeCommand implements Callable<Integer> {
       err.printf(
           "probestream: %d samples, %d layers, %s, %d ms%s%n",
           evaluation.samples(),
-          evaluation.layers().size(),
+          evalSpec.layers().size(),
           evaluation.device(),
           latency,
           evaluation.cachedPass2() ? "" : " (pass 2 re-ran inference: feature cache too small)");
@@ -210,24 +275,26 @@ final class ProbeCommand implements Callable<Integer> {
     String runId = run != null ? run : stripExtension(model.getFileName().toString());
     Instant now = Instant.now();
     List<ProbeResult> results = new ArrayList<>();
-    for (Map.Entry<String, ProbeOutput> e : evaluation.layers().entrySet()) {
-      ProbeOutput o = e.getValue();
-      results.add(
-          ProbeResult.of(
-              experiment,
-              runId,
-              step,
-              modelSha,
-              referenceSha,
-              NeuralCollapseProbe.NAME,
-              e.getKey(),
-              "reference",
-              o.metrics(),
-              o.params(),
-              o.joinedNotes(),
-              evaluation.device(),
-              now,
-              latency));
+    for (Map.Entry<String, Map<String, ProbeOutput>> p : evaluation.byProbe().entrySet()) {
+      for (Map.Entry<String, ProbeOutput> e : p.getValue().entrySet()) {
+        ProbeOutput o = e.getValue();
+        results.add(
+            ProbeResult.of(
+                experiment,
+                runId,
+                step,
+                modelSha,
+                referenceSha,
+                p.getKey(),
+                e.getKey(),
+                "reference",
+                o.metrics(),
+                o.params(),
+                o.joinedNotes(),
+                evaluation.device(),
+                now,
+                latency));
+      }
     }
     PrintWriter out = spec.commandLine().getOut();
     if (format.equals("jsonl")) {
@@ -239,6 +306,32 @@ final class ProbeCommand implements Callable<Integer> {
     }
     out.flush();
     return 0;
+  }
+
+  /** {@code --probe}, with {@code all} expanded; unknown names are a usage error. */
+  private Set<String> probes() {
+    Set<String> out = new LinkedHashSet<>();
+    for (String p : probes) {
+      String name = p.trim();
+      if (name.equals("all")) {
+        out.addAll(EvaluationSpec.KNOWN_PROBES);
+      } else if (EvaluationSpec.KNOWN_PROBES.contains(name)) {
+        out.add(name);
+      } else if (name.equals("predictive_multiplicity")) {
+        throw new Main.UsageException(
+            "--probe predictive_multiplicity is not implemented in this version (it compares the"
+                + " checkpoints of an experiment); choose from "
+                + EvaluationSpec.KNOWN_PROBES);
+      } else {
+        throw new Main.UsageException(
+            "--probe "
+                + name
+                + ": unknown probe; choose from "
+                + EvaluationSpec.KNOWN_PROBES
+                + " or all");
+      }
+    }
+    return out;
   }
 
   private ReferenceBatch batch(Path file, byte[] bytes, String inputName) {
@@ -277,7 +370,9 @@ final class ProbeCommand implements Callable<Integer> {
       long now = System.nanoTime();
       if (now - last[0] > 1_000_000_000L) {
         last[0] = now;
-        err.printf("probestream: %s %d/%d samples%n", phase, done, total);
+        err.printf(
+            "probestream: %s %d/%d %s%n",
+            phase, done, total, phase.startsWith("pass") ? "samples" : "layers");
         err.flush();
       }
     };

@@ -133,6 +133,10 @@ final class PublishCommand implements Runnable {
       String in = tensors.input(bytes, model);
       int c = tensors.classes != null ? tensors.classes : logitsWidth(OnnxGraph.parse(bytes));
       PrintWriter err = spec.commandLine().getErr();
+      Map<String, CheckpointManifest.IfmWeights> ifm = new LinkedHashMap<>();
+      tensors
+          .ifmWeights()
+          .forEach((l, w) -> ifm.put(l, new CheckpointManifest.IfmWeights(w[0], w[1], w[2])));
       try (Publisher p = target.publisher()) {
         CheckpointManifest.ModelRef ref =
             modelUri != null
@@ -151,7 +155,8 @@ final class PublishCommand implements Runnable {
                 tensors.logits,
                 tensors.classifierWeight,
                 c,
-                auto);
+                auto,
+                ifm);
         p.checkpoint(m);
         err.printf(
             "probestream: published checkpoint %s/%s step %d (%s)%n",

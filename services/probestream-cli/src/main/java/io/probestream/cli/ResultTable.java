@@ -11,7 +11,20 @@ import java.util.Set;
 final class ResultTable {
   private ResultTable() {}
 
+  /** One table per probe, in the order the probes first appear. */
   static String render(List<ProbeResult> results) {
+    java.util.Map<String, List<ProbeResult>> byProbe = new java.util.LinkedHashMap<>();
+    for (ProbeResult r : results) {
+      byProbe.computeIfAbsent(r.probe(), p -> new ArrayList<>()).add(r);
+    }
+    StringBuilder sb = new StringBuilder();
+    for (List<ProbeResult> group : byProbe.values()) {
+      sb.append(sb.length() == 0 ? "" : System.lineSeparator()).append(renderOne(group));
+    }
+    return sb.toString();
+  }
+
+  private static String renderOne(List<ProbeResult> results) {
     Set<String> keys = new LinkedHashSet<>();
     for (ProbeResult r : results) {
       keys.addAll(r.metrics().keySet());

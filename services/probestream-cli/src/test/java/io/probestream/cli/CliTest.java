@@ -323,14 +323,26 @@ class CliTest {
     assertThat(missing.err()).startsWith("probestream: Missing required options:");
 
     List<String> args = ncbArgs();
-    args.addAll(List.of("--probe", "feature_complexity"));
+    args.addAll(List.of("--probe", "predictive_multiplicity"));
     Run probe = run(args.toArray(new String[0]));
     assertThat(probe.code()).isEqualTo(Main.USAGE);
     assertThat(probe.err())
+        .startsWith(
+            "probestream: error: --probe predictive_multiplicity is not implemented in this"
+                + " version");
+    List<String> unknown = ncbArgs();
+    unknown.addAll(List.of("--probe", "complexity"));
+    Run typo = run(unknown.toArray(new String[0]));
+    assertThat(typo.code()).isEqualTo(Main.USAGE);
+    assertThat(typo.err())
         .isEqualTo(
-            "probestream: error: --probe feature_complexity: only neural_collapse is available in"
-                + " this version (feature_complexity and predictive_multiplicity are not"
-                + " implemented yet)\n");
+            "probestream: error: --probe complexity: unknown probe; choose from"
+                + " [neural_collapse, feature_complexity] or all\n");
+    List<String> beta = ncbArgs();
+    beta.addAll(List.of("--probe", "all", "--ifm-beta", "-1"));
+    Run badBeta = run(beta.toArray(new String[0]));
+    assertThat(badBeta.code()).isEqualTo(Main.USAGE);
+    assertThat(badBeta.err()).contains("beta = -1.0: must be a finite number ≥ 0");
 
     Run noFile =
         run(

@@ -31,9 +31,10 @@ class CommandsIT {
     CliTest.Run r =
         CliTest.run("demo", "--once", "--data-dir", dir.toString(), "--set", "workers.threads=1");
     assertThat(r.code()).as(r.err()).isEqualTo(0);
-    // One line per layer, with the numbers of examples/mlp/expected.json at 4 significant digits.
+    // One line per probe and layer, with the numbers of examples/mlp/expected.json and
+    // expected-complexity.json at 4 significant digits; results arrive probe by probe.
     List<String> lines = r.out().lines().toList();
-    assertThat(lines).hasSize(2);
+    assertThat(lines).hasSize(4);
     assertThat(lines.get(0))
         .startsWith(
             "neural_collapse demo-mlp/seed-7 step 30 layer h1   samples 1000 nc1 0.2067 nc1_trace"
@@ -42,6 +43,16 @@ class CommandsIT {
         .startsWith(
             "neural_collapse demo-mlp/seed-7 step 30 layer h2   samples 1000 nc1 0.1681 nc1_trace"
                 + " 0.2299 etf 0.4359 cdnv 0.1036 nc3 0.2405 nc4 0.01200  (");
+    assertThat(lines.get(2))
+        .startsWith(
+            "feature_complexity demo-mlp/seed-7 step 30 layer h1   samples 1000 ifm_units 63"
+                + " ifm_ratio 0.9844 ifm_data_units 63 ifm_data_ratio 0.9844 effective_rank 36.68"
+                + " vinfo_r2 0.8729 width 64  (");
+    assertThat(lines.get(3))
+        .startsWith(
+            "feature_complexity demo-mlp/seed-7 step 30 layer h2   samples 1000 ifm_units 30"
+                + " ifm_ratio 0.9375 ifm_data_units 31 ifm_data_ratio 0.9688 effective_rank 11.30"
+                + " vinfo_r2 0.9999 vinfo_complexity 0.06361 vinfo_directions 8 width 32  (");
     assertThat(r.err()).contains("probestream: dashboard  http://localhost:");
   }
 

@@ -32,6 +32,76 @@ class RealModelsTest {
   private static final Path CNN = Path.of("../../examples/cnn");
   private static final Path LAYOUTS = Path.of("../../examples/layouts");
 
+  /**
+   * {@code --probe feature_complexity} on PyTorch MLPs (one as trained, one with planted duplicate
+   * and scaled-duplicate units) against loadtests/reference/complexity_reference.py, an independent
+   * numpy implementation of PROBES.md §2 (direct loops and SVDs, no streaming): unit counts
+   * exactly, the rest within 1e-4 relative.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"mlp", "mlp-planted"})
+  void featureComplexityMatchesTheNumpyReference(String example) throws IOException {
+    Path dir = Path.of("../../examples").resolve(example);
+    CliTest.Run r =
+        CliTest.run(
+            "probe",
+            "--model",
+            dir.resolve("model.onnx").toString(),
+            "--data",
+            dir.resolve("reference-0.safetensors").toString(),
+            "--data",
+            dir.resolve("reference-1.safetensors").toString(),
+            "--layer",
+            "h1=h1",
+            "--layer",
+            "h2=h2",
+            "--logits",
+            "logits",
+            "--classifier-weight",
+            "classifier.weight",
+            "--probe",
+            "feature_complexity",
+            "-q");
+    assertThat(r.code()).as(r.err()).isZero();
+    JsonNode expected = JSON.readTree(dir.resolve("expected-complexity.json").toFile());
+    Map<String, JsonNode> got = new HashMap<>();
+    for (String line : r.out().split("\n")) {
+      JsonNode o = JSON.readTree(line);
+      assertThat(o.get("probe").asText()).isEqualTo("feature_complexity");
+      got.put(o.get("layer").asText(), o);
+    }
+    for (Iterator<String> it = expected.get("layers").fieldNames(); it.hasNext(); ) {
+      String layer = it.next();
+      JsonNode want = expected.get("layers").get(layer);
+      JsonNode metrics = got.get(layer).get("metrics");
+      assertThat(iterable(metrics.fieldNames()))
+          .as(layer + " keys")
+          .containsExactlyInAnyOrderElementsOf(iterable(want.fieldNames()));
+      for (Iterator<String> k = want.fieldNames(); k.hasNext(); ) {
+        String key = k.next();
+        JsonNode e = want.get(key);
+        if (e.isIntegralNumber()) {
+          assertThat(metrics.get(key).asDouble()).as(layer + "." + key).isEqualTo(e.asDouble());
+        } else {
+          assertThat(metrics.get(key).asDouble())
+              .as(layer + "." + key)
+              .isCloseTo(e.asDouble(), within(1e-4 * Math.abs(e.asDouble())));
+        }
+      }
+    }
+    if (example.equals("mlp-planted")) {
+      // Five planted units in h1 and two in h2 merge away, and nothing else does.
+      assertThat(got.get("h1").get("metrics").get("ifm_units").asInt()).isEqualTo(64 - 5);
+      assertThat(got.get("h2").get("metrics").get("ifm_units").asInt()).isEqualTo(32 - 2);
+    }
+  }
+
+  private static List<String> iterable(Iterator<String> it) {
+    List<String> out = new ArrayList<>();
+    it.forEachRemaining(out::add);
+    return out;
+  }
+
   @Test
   void ortIntermediatesMatchPytorchForwardHooksWithin1e5() throws IOException {
     JsonNode names = JSON.readTree(CNN.resolve("layers.json").toFile());

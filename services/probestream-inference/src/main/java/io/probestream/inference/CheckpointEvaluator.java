@@ -7,6 +7,7 @@ import io.probestream.probes.FeatureBatch;
 import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.CollapseMoments;
 import io.probestream.probes.collapse.NeuralCollapseProbe;
+import io.probestream.probes.complexity.FeatureComplexity;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -23,6 +24,9 @@ import java.util.Set;
  * thread-safe.
  */
 public final class CheckpointEvaluator {
+  private static final java.util.logging.Logger LOG =
+      java.util.logging.Logger.getLogger(CheckpointEvaluator.class.getName());
+
   /**
    * Mini-batch rows, feature-cache budget, device, ORT threads, and the limits checked before any
    * probe state is allocated (DESIGN.md §7).
@@ -93,10 +97,24 @@ public final class CheckpointEvaluator {
    */
   public record Evaluation(
       Map<String, ProbeOutput> layers,
+      Map<String, ProbeOutput> complexity,
       String device,
       boolean cachedPass2,
       long samples,
-      boolean fusedStatistics) {}
+      boolean fusedStatistics) {
+
+    /** Every result: probe name → layer → output, in the order of {@link EvaluationSpec#probes}. */
+    public Map<String, Map<String, ProbeOutput>> byProbe() {
+      Map<String, Map<String, ProbeOutput>> out = new LinkedHashMap<>();
+      if (!layers.isEmpty()) {
+        out.put(NeuralCollapseProbe.NAME, layers);
+      }
+      if (!complexity.isEmpty()) {
+        out.put(FeatureComplexity.NAME, complexity);
+      }
+      return out;
+    }
+  }
 
   private final Config config;
   private final SessionCache sessions;
@@ -138,9 +156,18 @@ public final class CheckpointEvaluator {
                 config.threads()));
   }
 
-  /** The prepared model: validated names, classifier-feeding tensor and W, outputs to fetch. */
+  /**
+   * The prepared model: validated names, classifier-feeding tensor and W, outputs to fetch, and for
+   * {@code feature_complexity} the IFM weights found per layer and the tensor carrying each
+   * data-aware layer's input (layer → tensor; the model input is read from the batch itself).
+   */
   private record Plan(
-      byte[] model, List<String> outputs, String classifierTensor, double[][] weight) {}
+      byte[] model,
+      List<String> outputs,
+      String classifierTensor,
+      double[][] weight,
+      Map<String, IfmWeights.Found> ifm,
+      Map<String, String> layerInputs) {}
 
   /**
    * Evaluates {@code model} on {@code batches} (in reference-set order).
@@ -161,15 +188,19 @@ public final class CheckpointEvaluator {
     for (ReferenceBatch b : batches) {
       total += b.rows();
     }
+    boolean nc = spec.runs(NeuralCollapseProbe.NAME);
+    boolean fc = spec.runs(FeatureComplexity.NAME);
     try (SessionCache.Lease lease = session(plan, model, spec)) {
       ModelSession session = lease.session();
       checkInputShape(session.inputShape(), spec.input(), batches);
-      if (config.fusedStatistics() || session.device().startsWith("cuda")) {
+      if (!fc && (config.fusedStatistics() || session.device().startsWith("cuda"))) {
         Evaluation fused = fused(plan, model, spec, batches, session, total, progress);
         if (fused != null) {
           return fused;
         }
       }
+      Map<String, FeatureComplexity.LayerIfm> ifm = fc ? ifm(plan, spec, progress) : Map.of();
+      FeatureComplexity complexity = null;
       Map<String, CollapseMoments> moments = new LinkedHashMap<>();
       Map<String, Integer> ranks = new LinkedHashMap<>();
       List<Map<String, FeatureBatch>> cache = new ArrayList<>();
@@ -179,17 +210,28 @@ public final class CheckpointEvaluator {
 
       long done = 0;
       long index = 0;
+      boolean first = true;
       for (ReferenceBatch batch : batches) {
         for (int from = 0; from < batch.rows(); from += config.batchSize()) {
           int rows = Math.min(config.batchSize(), batch.rows() - from);
+          Map<String, float[]> inputs = new LinkedHashMap<>();
           Map<String, FeatureBatch> features =
-              features(session, spec, plan, batch, from, rows, index, classes, ranks);
-          if (moments.isEmpty()) {
-            checkBudget(features, classes[0]);
+              features(session, spec, plan, batch, from, rows, index, classes, ranks, inputs);
+          if (first) {
+            first = false;
+            long ncBytes = checkBudget(features, classes[0], nc);
+            if (fc) {
+              complexity = complexity(plan, spec, ifm, features, ncBytes);
+            }
           }
-          for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
-            CollapseMoments m = CollapseMoments.of(e.getValue());
-            moments.merge(e.getKey(), m, CollapseMoments::merge);
+          if (nc) {
+            for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
+              CollapseMoments m = CollapseMoments.of(e.getValue());
+              moments.merge(e.getKey(), m, CollapseMoments::merge);
+            }
+          }
+          if (complexity != null) {
+            guarded(complexity, c -> c.pass1(features, inputs));
           }
           if (caching) {
             long bytes = 0;
@@ -212,7 +254,8 @@ public final class CheckpointEvaluator {
 
       Map<String, NeuralCollapseProbe.Frozen> frozen = new LinkedHashMap<>();
       Map<String, NeuralCollapseProbe.SecondPass> second = new LinkedHashMap<>();
-      for (Map.Entry<String, String> layer : spec.layers().entrySet()) {
+      for (Map.Entry<String, String> layer :
+          nc ? spec.layers().entrySet() : Set.<Map.Entry<String, String>>of()) {
         CollapseMoments m = moments.get(layer.getKey());
         if (m == null) { // an empty reference set: no batch ever ran
           continue;
@@ -223,10 +266,17 @@ public final class CheckpointEvaluator {
         frozen.put(layer.getKey(), f);
         second.put(layer.getKey(), f.emptyPass2());
       }
+      boolean[] vinfo = {false};
+      if (complexity != null) {
+        guarded(complexity, c -> vinfo[0] = c.endPass1());
+      }
+      FeatureComplexity fcPass2 = vinfo[0] ? complexity : null;
 
-      if (caching) {
+      if (frozen.isEmpty() && fcPass2 == null) {
+        caching = true; // no pass 2 at all: nothing ran twice
+      } else if (caching) {
         for (Map<String, FeatureBatch> features : cache) {
-          pass2(frozen, second, features);
+          pass2(frozen, second, fcPass2, features);
         }
       } else {
         done = 0;
@@ -237,7 +287,8 @@ public final class CheckpointEvaluator {
             pass2(
                 frozen,
                 second,
-                features(session, spec, plan, batch, from, rows, index, classes, ranks));
+                fcPass2,
+                features(session, spec, plan, batch, from, rows, index, classes, ranks, null));
             index += rows;
             done += rows;
             progress.update("pass 2", done, total);
@@ -252,8 +303,110 @@ public final class CheckpointEvaluator {
             e.getKey(),
             e.getValue().finish(second.get(e.getKey()), Map.of("reduction", reduction)));
       }
-      return new Evaluation(out, session.device(), caching, total, false);
+      Map<String, ProbeOutput> fcOut = new LinkedHashMap<>();
+      if (complexity != null) {
+        List<Map<String, ProbeOutput>> finished = new ArrayList<>();
+        guarded(complexity, c -> finished.add(c.finish()));
+        (finished.isEmpty() ? complexity.finish() : finished.get(0))
+            .forEach(
+                (layer, o) -> {
+                  Map<String, Object> params = new LinkedHashMap<>(o.params());
+                  params.put("reduction", spec.reduction().label(ranks.getOrDefault(layer, 2)));
+                  fcOut.put(layer, new ProbeOutput(o.metrics(), params, o.notes()));
+                });
+      }
+      return new Evaluation(out, fcOut, session.device(), caching, total, false);
     }
+  }
+
+  /**
+   * IFM of every probed layer from the weights (PROBES.md §2.1), before any data: the full merge
+   * order where data-aware IFM applies, else the order up to beta's first refusal. A layer whose
+   * unit vectors and distances would not fit the state budget gets a null with a note.
+   */
+  private Map<String, FeatureComplexity.LayerIfm> ifm(
+      Plan plan, EvaluationSpec spec, Progress progress) {
+    Map<String, FeatureComplexity.LayerIfm> out = new LinkedHashMap<>();
+    int done = 0;
+    for (Map.Entry<String, IfmWeights.Found> e : plan.ifm().entrySet()) {
+      IfmWeights.Found f = e.getValue();
+      if (f.layer() == null) {
+        out.put(e.getKey(), FeatureComplexity.LayerIfm.unsupported(f.unsupported()));
+      } else {
+        long n0 = f.layer().units();
+        long bytes = 8 * (2 * n0 * f.layer().unitVectorLength() + n0 * n0);
+        if (bytes > config.maxStateBytes()) {
+          out.put(
+              e.getKey(),
+              new FeatureComplexity.LayerIfm(
+                  null,
+                  (int) n0,
+                  "ifm: "
+                      + n0
+                      + " units with unit vectors of "
+                      + f.layer().unitVectorLength()
+                      + " need "
+                      + bytes
+                      + " bytes; limit probestream.limits.max-state-bytes = "
+                      + config.maxStateBytes(),
+                  null,
+                  null));
+        } else {
+          String refusal = f.dataRefusal();
+          if (refusal == null && !plan.layerInputs().containsKey(e.getKey())) {
+            refusal = "ifm_data: the layer's input tensor is unknown";
+          }
+          out.put(e.getKey(), FeatureComplexity.LayerIfm.of(f.layer(), spec.complexity(), refusal));
+        }
+      }
+      progress.update("ifm", ++done, plan.ifm().size());
+    }
+    return out;
+  }
+
+  /**
+   * The complexity accumulator, once the first batch told every layer's width: the d×d states of
+   * effective rank and V-information get what the state budget leaves after neural collapse.
+   */
+  private FeatureComplexity complexity(
+      Plan plan,
+      EvaluationSpec spec,
+      Map<String, FeatureComplexity.LayerIfm> ifm,
+      Map<String, FeatureBatch> first,
+      long ncBytes) {
+    List<Integer> widths = new ArrayList<>();
+    first.values().forEach(f -> widths.add(f.width()));
+    long bytes = FeatureComplexity.stateBytes(widths, spec.complexity());
+    String refusal = null;
+    if (ncBytes + bytes > config.maxStateBytes()) {
+      refusal =
+          "feature_complexity: the d×d states of effective_rank and vinfo need "
+              + bytes
+              + " bytes"
+              + (ncBytes > 0 ? " (neural_collapse holds " + ncBytes + ")" : "")
+              + "; limit probestream.limits.max-state-bytes = "
+              + config.maxStateBytes()
+              + " (or lower max-width = "
+              + spec.complexity().maxWidth()
+              + ")";
+    }
+    String classifierLayer = null;
+    for (Map.Entry<String, String> l : spec.layers().entrySet()) {
+      if (classifierLayer == null && l.getValue().equals(plan.classifierTensor())) {
+        classifierLayer = l.getKey();
+      }
+    }
+    String missing =
+        plan.classifierTensor() == null
+            ? "the classifier-feeding layer is unknown (name the classifier weight)"
+            : "the classifier-feeding layer (tensor " + plan.classifierTensor() + ") is not probed";
+    return new FeatureComplexity(
+        new ArrayList<>(spec.layers().keySet()),
+        classifierLayer,
+        classifierLayer == null ? missing : null,
+        ifm,
+        spec.complexity(),
+        refusal);
   }
 
   /**
@@ -262,13 +415,14 @@ public final class CheckpointEvaluator {
    * classes, class means, centred means and the between-class basis (3·C·d doubles) plus two
    * d-vectors.
    */
-  private void checkBudget(Map<String, FeatureBatch> features, int classes) {
+  private long checkBudget(Map<String, FeatureBatch> features, int classes, boolean collapse) {
     Map<String, Integer> widths = new LinkedHashMap<>();
     features.forEach((layer, f) -> widths.put(layer, f.width()));
-    checkWidths(widths, classes);
+    return checkWidths(widths, classes, collapse);
   }
 
-  private void checkWidths(Map<String, Integer> widths, int classes) {
+  /** Checks widths, and neural collapse's state when it runs; returns that state's bytes. */
+  private long checkWidths(Map<String, Integer> widths, int classes, boolean collapse) {
     long total = 0;
     StringBuilder parts = new StringBuilder();
     for (Map.Entry<String, Integer> e : widths.entrySet()) {
@@ -284,7 +438,7 @@ public final class CheckpointEvaluator {
                 + " probestream.limits.max-feature-width = "
                 + config.maxFeatureWidth());
       }
-      long bytes = 8L * d * (3L * classes + 2);
+      long bytes = collapse ? 8L * d * (3L * classes + 2) : 0;
       total += bytes;
       parts
           .append(parts.length() == 0 ? "" : ", ")
@@ -307,6 +461,7 @@ public final class CheckpointEvaluator {
               + "); limit probestream.limits.max-state-bytes = "
               + config.maxStateBytes());
     }
+    return total;
   }
 
   /**
@@ -361,7 +516,7 @@ public final class CheckpointEvaluator {
               tensor, shape.length, (int) shape[1], tensor.equals(plan.classifierTensor())));
       widths.put(name, (int) shape[1]);
     }
-    checkWidths(widths, c);
+    checkWidths(widths, c, true);
     byte[] one = StatisticGraph.pass1(plan.model(), layers, spec.logits(), c);
     byte[] two = StatisticGraph.pass2(plan.model(), layers, spec.logits(), c);
     List<String> outs1 = new ArrayList<>();
@@ -498,7 +653,7 @@ public final class CheckpointEvaluator {
                 .get(name)
                 .finish(p2, Map.of("reduction", spec.reduction().label(layers.get(i).rank()))));
       }
-      return new Evaluation(result, l1.session().device(), false, total, true);
+      return new Evaluation(result, Map.of(), l1.session().device(), false, total, true);
     } catch (InferenceException e) {
       if (e.reason() == DlqReason.MODEL_UNLOADABLE) {
         return null; // ORT would not take the statistic nodes (an old opset): use the plain path
@@ -621,9 +776,9 @@ public final class CheckpointEvaluator {
       for (int from = 0; from < batch.rows(); from += config.batchSize()) {
         int rows = Math.min(config.batchSize(), batch.rows() - from);
         Map<String, FeatureBatch> features =
-            features(session, spec, plan, batch, from, rows, from, classes, ranks);
+            features(session, spec, plan, batch, from, rows, from, classes, ranks, null);
         if (moments.isEmpty()) {
-          checkBudget(features, classes[0]);
+          checkBudget(features, classes[0], true);
         }
         features.forEach(
             (layer, f) -> moments.merge(layer, CollapseMoments.of(f), CollapseMoments::merge));
@@ -654,10 +809,34 @@ public final class CheckpointEvaluator {
   private static void pass2(
       Map<String, NeuralCollapseProbe.Frozen> frozen,
       Map<String, NeuralCollapseProbe.SecondPass> second,
+      FeatureComplexity complexity,
       Map<String, FeatureBatch> features) {
     for (Map.Entry<String, FeatureBatch> e : features.entrySet()) {
       NeuralCollapseProbe.Frozen f = frozen.get(e.getKey());
-      second.merge(e.getKey(), f.pass2(e.getValue()), NeuralCollapseProbe.SecondPass::merge);
+      if (f != null) {
+        second.merge(e.getKey(), f.pass2(e.getValue()), NeuralCollapseProbe.SecondPass::merge);
+      }
+    }
+    if (complexity != null) {
+      guarded(complexity, c -> c.pass2(features));
+    }
+  }
+
+  /**
+   * Runs one step of {@code feature_complexity}; a failure of the probe itself (a bug, or a shape
+   * it does not expect) turns its results into nulls with the reason instead of losing the
+   * checkpoint's other results.
+   */
+  private static void guarded(
+      FeatureComplexity complexity, java.util.function.Consumer<FeatureComplexity> step) {
+    if (complexity.failed()) {
+      return;
+    }
+    try {
+      step.accept(complexity);
+    } catch (IllegalArgumentException | IllegalStateException | ArithmeticException e) {
+      LOG.log(java.util.logging.Level.WARNING, "feature_complexity failed", e);
+      complexity.fail("feature_complexity failed: " + e.getMessage());
     }
   }
 
@@ -671,13 +850,29 @@ public final class CheckpointEvaluator {
       int rows,
       long firstIndex,
       int[] classes,
-      Map<String, Integer> ranks) {
+      Map<String, Integer> ranks,
+      Map<String, float[]> layerInputs) {
     int rowSize = batch.rowSize();
     float[] input = Arrays.copyOfRange(batch.input(), from * rowSize, (from + rows) * rowSize);
     long[] shape = batch.shape().clone();
     shape[0] = rows;
     int[] labels = Arrays.copyOfRange(batch.labels(), from, from + rows);
     Map<String, ModelSession.Output> outputs = session.run(input, shape);
+    if (layerInputs != null) {
+      plan.layerInputs()
+          .forEach(
+              (layer, tensor) ->
+                  layerInputs.put(
+                      layer,
+                      layerInput(
+                          layer,
+                          tensor,
+                          tensor.equals(spec.input()) ? null : outputs.get(tensor),
+                          input,
+                          shape,
+                          rows,
+                          plan.ifm().get(layer).layer().inputWidth())));
+    }
 
     ModelSession.Output logits = outputs.get(spec.logits());
     long[] ls = logits.shape();
@@ -764,6 +959,34 @@ public final class CheckpointEvaluator {
     return out;
   }
 
+  /** A data-aware layer's input rows (rows × d_in), from its tensor or the model input. */
+  private static float[] layerInput(
+      String layer,
+      String tensor,
+      ModelSession.Output output,
+      float[] input,
+      long[] inputShape,
+      int rows,
+      int width) {
+    long[] s = output == null ? inputShape : output.shape();
+    if (s.length != 2 || s[0] != rows || s[1] != width) {
+      throw new InferenceException(
+          DlqReason.SHAPE_MISMATCH,
+          "layer '"
+              + layer
+              + "' input tensor '"
+              + tensor
+              + "' has shape "
+              + Arrays.toString(s)
+              + "; its weights need ["
+              + rows
+              + ", "
+              + width
+              + "]");
+    }
+    return output == null ? input : output.values();
+  }
+
   private static Plan plan(ModelBytes source, EvaluationSpec spec) {
     byte[] model = source.bytes();
     OnnxGraph graph;
@@ -804,6 +1027,28 @@ public final class CheckpointEvaluator {
     } else {
       classifierTensor = graph.classifierInputOf(spec.logits());
     }
+    Map<String, IfmWeights.Found> ifm = new LinkedHashMap<>();
+    Map<String, String> layerInputs = new LinkedHashMap<>();
+    if (spec.runs(FeatureComplexity.NAME)) {
+      for (Map.Entry<String, String> layer : spec.layers().entrySet()) {
+        EvaluationSpec.IfmNames names = spec.ifmWeights().get(layer.getKey());
+        IfmWeights.Found f =
+            names != null
+                ? IfmWeights.named(graph, names, source::externalRaw)
+                : IfmWeights.detect(graph, layer.getValue(), source::externalRaw);
+        ifm.put(layer.getKey(), f);
+        if (f.layer() != null
+            && f.dataRefusal() == null
+            && f.input() != null
+            && f.layer().units() <= spec.complexity().ifmDataMaxUnits()
+            && (f.input().equals(spec.input()) || graph.hasTensor(f.input()))) {
+          layerInputs.put(layer.getKey(), f.input());
+          if (!f.input().equals(spec.input())) {
+            wanted.add(f.input());
+          }
+        }
+      }
+    }
     List<String> expose = new ArrayList<>();
     for (String t : wanted) {
       if (!graph.isOutput(t)) {
@@ -811,7 +1056,7 @@ public final class CheckpointEvaluator {
       }
     }
     byte[] bytes = expose.isEmpty() ? model : OnnxGraph.withOutputs(model, expose);
-    return new Plan(bytes, List.copyOf(wanted), classifierTensor, weight);
+    return new Plan(bytes, List.copyOf(wanted), classifierTensor, weight, ifm, layerInputs);
   }
 
   private static void checkInputShape(long[] declared, String input, List<ReferenceBatch> batches) {

@@ -83,6 +83,8 @@ public final class ServiceHarness implements AutoCloseable {
     flags.put("http.host", "127.0.0.1");
     flags.put("data-dir", dataDir.toString());
     flags.put("model.device", "cpu");
+    // Most tests read one result per layer; ComplexityIT runs the default (every probe).
+    flags.put("probes.enabled", "neural_collapse");
     flags.putAll(set);
     ProbestreamConfig config = ProbestreamConfig.of(flags);
     Vertx vertx = Vertx.vertx();

@@ -29,6 +29,8 @@ import java.util.regex.Pattern;
  * @param classes number of classes C, 1..{@link #MAX_CLASSES}
  * @param autoLayers whether {@code layers} was {@code "auto"}: the service picks the layers from
  *     the graph ({@code layers} is then empty)
+ * @param complexity per layer, the initializers IFM takes instead of those the graph shows
+ *     (PROBES.md §2.1); never null, usually empty
  */
 public record CheckpointManifest(
     String experiment,
@@ -42,7 +44,8 @@ public record CheckpointManifest(
     String logits,
     String classifierWeight,
     int classes,
-    boolean autoLayers) {
+    boolean autoLayers,
+    Map<String, IfmWeights> complexity) {
 
   public static final int MAX_CLASSES = 100_000;
   private static final int MAX_ID_LENGTH = 200;
@@ -59,7 +62,8 @@ public record CheckpointManifest(
           "layers",
           "logits",
           "classifier_weight",
-          "classes");
+          "classes",
+          "complexity");
   private static final ObjectMapper JSON =
       new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
@@ -92,6 +96,50 @@ public record CheckpointManifest(
         classifierWeight,
         classes,
         false);
+  }
+
+  /** As the canonical constructor, without named IFM weights. */
+  public CheckpointManifest(
+      String experiment,
+      String run,
+      long step,
+      Long epoch,
+      Map<String, Double> metrics,
+      ModelRef model,
+      String input,
+      Map<String, String> layers,
+      String logits,
+      String classifierWeight,
+      int classes,
+      boolean autoLayers) {
+    this(
+        experiment,
+        run,
+        step,
+        epoch,
+        metrics,
+        model,
+        input,
+        layers,
+        logits,
+        classifierWeight,
+        classes,
+        autoLayers,
+        Map.of());
+  }
+
+  /**
+   * The initializers of one layer for Iterative Feature Merging: incoming weight {@code in}, its
+   * {@code bias} (null: none) and the next layer's weight {@code out}.
+   */
+  public record IfmWeights(String in, String bias, String out) {
+    public IfmWeights {
+      requireName("complexity.*.in", in);
+      requireName("complexity.*.out", out);
+      if (bias != null) {
+        requireName("complexity.*.bias", bias);
+      }
+    }
   }
 
   /** A model published on the {@code blobs} topic in {@code chunks} chunks. */
@@ -146,6 +194,13 @@ public record CheckpointManifest(
         });
     metrics = Collections.unmodifiableMap(new LinkedHashMap<>(metrics));
     layers = Collections.unmodifiableMap(new LinkedHashMap<>(layers));
+    complexity = Collections.unmodifiableMap(new LinkedHashMap<>(complexity));
+    for (String layer : complexity.keySet()) {
+      if (!autoLayers && !layers.containsKey(layer)) {
+        throw new ManifestException(
+            "complexity." + layer + ": not a probed layer; layers are " + layers.keySet());
+      }
+    }
   }
 
   /** The manifest as JSON, the form the {@code checkpoints} topic carries. */
@@ -183,6 +238,18 @@ public record CheckpointManifest(
       o.put("classifier_weight", classifierWeight);
     }
     o.put("classes", classes);
+    if (!complexity.isEmpty()) {
+      com.fasterxml.jackson.databind.node.ObjectNode c = o.putObject("complexity");
+      complexity.forEach(
+          (layer, w) -> {
+            com.fasterxml.jackson.databind.node.ObjectNode e = c.putObject(layer);
+            e.put("in", w.in());
+            if (w.bias() != null) {
+              e.put("bias", w.bias());
+            }
+            e.put("out", w.out());
+          });
+    }
     return o.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
   }
 
@@ -217,7 +284,43 @@ public record CheckpointManifest(
         text(root, "logits", true),
         text(root, "classifier_weight", false),
         classes(root),
-        isAuto(root.get("layers")));
+        isAuto(root.get("layers")),
+        complexity(root.get("complexity")));
+  }
+
+  private static Map<String, IfmWeights> complexity(JsonNode node) {
+    Map<String, IfmWeights> out = new LinkedHashMap<>();
+    if (node == null || node.isNull()) {
+      return out;
+    }
+    if (!node.isObject()) {
+      throw new ManifestException(
+          "complexity must be an object of layer name → {\"in\", \"bias\", \"out\"}");
+    }
+    node.fields()
+        .forEachRemaining(
+            e -> {
+              JsonNode w = e.getValue();
+              String at = "complexity." + e.getKey();
+              if (!w.isObject()) {
+                throw new ManifestException(
+                    at + " = " + w + ": must be an object with 'in', 'out' and optional 'bias'");
+              }
+              for (Iterator<String> it = w.fieldNames(); it.hasNext(); ) {
+                String f = it.next();
+                if (!Set.of("in", "bias", "out").contains(f)) {
+                  throw new ManifestException(
+                      "unknown field '" + f + "' in " + at + "; fields are in, bias, out");
+                }
+              }
+              out.put(
+                  e.getKey(),
+                  new IfmWeights(
+                      text(w, "in", true, at + ".in"),
+                      text(w, "bias", false, at + ".bias"),
+                      text(w, "out", true, at + ".out")));
+            });
+    return out;
   }
 
   private static boolean isAuto(JsonNode layers) {
@@ -301,15 +404,19 @@ public record CheckpointManifest(
   }
 
   private static String text(JsonNode node, String field, boolean required) {
+    return text(node, field, required, field);
+  }
+
+  private static String text(JsonNode node, String field, boolean required, String path) {
     JsonNode v = node.get(field);
     if (v == null || v.isNull()) {
       if (required) {
-        throw new ManifestException("manifest field '" + field + "' is required");
+        throw new ManifestException("manifest field '" + path + "' is required");
       }
       return null;
     }
     if (!v.isTextual()) {
-      throw new ManifestException(field + " = " + v + ": must be a string");
+      throw new ManifestException(path + " = " + v + ": must be a string");
     }
     return v.asText();
   }

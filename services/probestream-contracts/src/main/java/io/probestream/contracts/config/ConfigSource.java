@@ -90,6 +90,21 @@ public final class ConfigSource {
     return v;
   }
 
+  /** A finite decimal number in [min, max]. */
+  public double takeDouble(ConfigKey key, double min, double max) {
+    String text = take(key);
+    double v;
+    try {
+      v = Double.parseDouble(text);
+    } catch (NumberFormatException e) {
+      throw new ConfigException(key.name() + " = '" + text + "': must be a number");
+    }
+    if (!Double.isFinite(v) || v < min || v > max) {
+      throw new ConfigException(key.name() + " = " + text + ": must be " + min + ".." + max);
+    }
+    return v;
+  }
+
   public boolean takeBoolean(ConfigKey key) {
     String text = take(key);
     if (text.equalsIgnoreCase("true")) {

@@ -22,6 +22,7 @@ public record ProbestreamConfig(
     Pending pending,
     Model model,
     Retries retries,
+    Probes probes,
     Path dataDir) {
 
   static final ConfigKey DATA_DIR =
@@ -304,6 +305,88 @@ public record ProbestreamConfig(
     }
   }
 
+  /**
+   * Which probes run on every checkpoint's reference set, and the settings of {@code
+   * feature_complexity} (PROBES.md §0 defaults).
+   */
+  public record Probes(
+      List<String> enabled,
+      double beta,
+      double tau,
+      int k,
+      double alpha,
+      int maxWidth,
+      int ifmDataMaxUnits) {
+    /** The probes a checkpoint's reference set can run, in result order. */
+    public static final List<String> KNOWN = List.of("neural_collapse", "feature_complexity");
+
+    static final ConfigKey ENABLED =
+        ConfigKey.of(
+            "probestream.probes.enabled",
+            "neural_collapse,feature_complexity",
+            "Probes run on each checkpoint's reference set (comma-separated; 'all' for every one).");
+    static final ConfigKey BETA =
+        ConfigKey.of(
+            "probestream.probes.ifm-beta",
+            "0.1",
+            "Iterative Feature Merging stop rule: merge while dmin ≤ beta·dmax (PROBES.md §2.1).");
+    static final ConfigKey TAU =
+        ConfigKey.of(
+            "probestream.probes.ifm-tau",
+            "0.01",
+            "Data-aware IFM: largest relative change of the layer's output (PROBES.md §2.2).");
+    static final ConfigKey K =
+        ConfigKey.of(
+            "probestream.probes.vinfo-k",
+            "8",
+            "V-information: principal directions of the classifier-feeding layer (PROBES.md §2.4).");
+    static final ConfigKey ALPHA =
+        ConfigKey.of("probestream.probes.vinfo-alpha", "0.001", "V-information: ridge strength.");
+    static final ConfigKey MAX_WIDTH =
+        ConfigKey.of(
+            "probestream.probes.max-width",
+            "4096",
+            "Widest layer given a d×d state (effective_rank, vinfo); wider layers get null with a note.");
+    static final ConfigKey IFM_DATA_MAX_UNITS =
+        ConfigKey.of(
+            "probestream.probes.ifm-data-max-units",
+            "1024",
+            "Widest layer given data-aware IFM; wider layers get null with a note.");
+
+    public Probes {
+      enabled = List.copyOf(enabled);
+      if (enabled.isEmpty()) {
+        throw new ConfigException(ENABLED.name() + " is empty; choose from " + KNOWN);
+      }
+      for (String p : enabled) {
+        if (!KNOWN.contains(p)) {
+          throw new ConfigException(
+              ENABLED.name()
+                  + " entry '"
+                  + p
+                  + "': unknown probe; choose from "
+                  + KNOWN
+                  + " or all");
+        }
+      }
+    }
+
+    static Probes take(ConfigSource s) {
+      List<String> enabled = s.takeList(ENABLED);
+      if (enabled.equals(List.of("all"))) {
+        enabled = KNOWN;
+      }
+      return new Probes(
+          enabled,
+          s.takeDouble(BETA, 0, 1e9),
+          s.takeDouble(TAU, 0, 1e9),
+          s.takeInt(K, 1, 1024),
+          s.takeDouble(ALPHA, Double.MIN_NORMAL, 1e9),
+          s.takeInt(MAX_WIDTH, 1, 65_536),
+          s.takeInt(IFM_DATA_MAX_UNITS, 1, 65_536));
+    }
+  }
+
   /** Every record takes its keys from {@code source}; leftover keys are an error. */
   public static ProbestreamConfig load(ConfigSource source) {
     ProbestreamConfig c =
@@ -316,6 +399,7 @@ public record ProbestreamConfig(
             Pending.take(source),
             Model.take(source),
             Retries.take(source),
+            Probes.take(source),
             Path.of(source.take(DATA_DIR)).toAbsolutePath().normalize());
     source.rejectUnknown();
     return c;
@@ -356,7 +440,14 @@ public record ProbestreamConfig(
         Model.CACHE,
         Model.SESSIONS,
         Retries.ATTEMPTS,
-        Retries.BACKOFF);
+        Retries.BACKOFF,
+        Probes.ENABLED,
+        Probes.BETA,
+        Probes.TAU,
+        Probes.K,
+        Probes.ALPHA,
+        Probes.MAX_WIDTH,
+        Probes.IFM_DATA_MAX_UNITS);
   }
 
   /** The README's configuration table, generated from the key declarations. */

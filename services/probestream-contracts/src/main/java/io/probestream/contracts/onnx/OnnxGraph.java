@@ -43,15 +43,26 @@ public final class OnnxGraph {
     }
   }
 
-  /** One node: op type, name, inputs, outputs and its integer attributes. */
+  /** One node: op type, name, inputs, outputs and its integer and float attributes. */
   public record Node(
       String opType,
       String name,
       List<String> inputs,
       List<String> outputs,
-      Map<String, Long> ints) {
+      Map<String, Long> ints,
+      Map<String, Float> floats) {
     public long intAttribute(String attribute, long fallback) {
       return ints.getOrDefault(attribute, fallback);
+    }
+
+    public double floatAttribute(String attribute, double fallback) {
+      Float f = floats.get(attribute);
+      return f == null ? fallback : f;
+    }
+
+    /** Input {@code i}, or null when the node has fewer inputs or leaves it empty (optional). */
+    public String input(int i) {
+      return i < inputs.size() && !inputs.get(i).isEmpty() ? inputs.get(i) : null;
     }
   }
 
@@ -200,32 +211,41 @@ public final class OnnxGraph {
     String name = "";
     String op = "";
     Map<String, Long> ints = new LinkedHashMap<>();
+    Map<String, Float> floats = new LinkedHashMap<>();
     for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
       switch (WireFormat.getTagFieldNumber(tag)) {
         case 1 -> ins.add(in.readStringRequireUtf8());
         case 2 -> outs.add(in.readStringRequireUtf8());
         case 3 -> name = in.readStringRequireUtf8();
         case 4 -> op = in.readStringRequireUtf8();
-        case 5 -> parseIntAttribute(in.readByteArray(), ints);
+        case 5 -> parseAttribute(in.readByteArray(), ints, floats);
         default -> in.skipField(tag);
       }
     }
-    return new Node(op, name, List.copyOf(ins), List.copyOf(outs), Map.copyOf(ints));
+    return new Node(
+        op, name, List.copyOf(ins), List.copyOf(outs), Map.copyOf(ints), Map.copyOf(floats));
   }
 
-  private static void parseIntAttribute(byte[] bytes, Map<String, Long> ints) throws IOException {
+  /** An AttributeProto: keeps its scalar int (field 3) or float (field 2) value, if it has one. */
+  private static void parseAttribute(
+      byte[] bytes, Map<String, Long> ints, Map<String, Float> floats) throws IOException {
     CodedInputStream in = CodedInputStream.newInstance(bytes);
     String name = null;
     Long value = null;
+    Float f = null;
     for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
       switch (WireFormat.getTagFieldNumber(tag)) {
         case 1 -> name = in.readStringRequireUtf8();
+        case 2 -> f = in.readFloat();
         case 3 -> value = in.readInt64();
         default -> in.skipField(tag);
       }
     }
     if (name != null && value != null) {
       ints.put(name, value);
+    }
+    if (name != null && f != null) {
+      floats.put(name, f);
     }
   }
 
@@ -422,19 +442,13 @@ public final class OnnxGraph {
    * cannot.
    */
   public Classifier classifier(String weightName, Function<String, byte[]> externalRaw) {
-    Initializer w = initializers.get(weightName);
+    Initializer w = initializer(weightName, externalRaw);
     if (w == null) {
       throw new OnnxFormatException(
           "the model has no initializer '"
               + weightName
               + "'; 2-D initializers are "
               + matrixInitializers());
-    }
-    if (w.raw() == null && w.floatData() == null) {
-      byte[] raw = externalRaw.apply(weightName);
-      if (raw != null) {
-        w = new Initializer(w.name(), w.dataType(), w.dims(), raw, null);
-      }
     }
     if (w.dims().length != 2) {
       throw new OnnxFormatException(
@@ -480,6 +494,22 @@ public final class OnnxGraph {
     }
     throw new OnnxFormatException(
         "initializer '" + weightName + "' is not the weight (input B) of a Gemm or MatMul node");
+  }
+
+  /**
+   * The initializer {@code name} with its bytes, read through {@code externalRaw} when the model
+   * keeps them as external data (that function gives the raw bytes by name, or null); null when the
+   * model has no such initializer.
+   */
+  public Initializer initializer(String name, Function<String, byte[]> externalRaw) {
+    Initializer w = initializers.get(name);
+    if (w != null && w.raw() == null && w.floatData() == null) {
+      byte[] raw = externalRaw.apply(name);
+      if (raw != null) {
+        w = new Initializer(w.name(), w.dataType(), w.dims(), raw, null);
+      }
+    }
+    return w;
   }
 
   /**
@@ -583,6 +613,17 @@ public final class OnnxGraph {
     }
     List<String> all = new ArrayList<>(picked);
     return List.copyOf(all.subList(Math.max(0, all.size() - max), all.size()));
+  }
+
+  /** The nodes that take {@code tensor} as an input, in graph order. */
+  public List<Node> consumersOf(String tensor) {
+    List<Node> out = new ArrayList<>();
+    for (Node n : nodes) {
+      if (n.inputs().contains(tensor)) {
+        out.add(n);
+      }
+    }
+    return out;
   }
 
   /** The node that outputs {@code tensor}, or null. */

@@ -378,4 +378,69 @@ class CheckpointManifestTest {
     assertThat(m.layers()).isEmpty();
     assertThat(CheckpointManifest.parse(m.toJson())).isEqualTo(m);
   }
+
+  @Test
+  void namedIfmWeightsParseAndRoundTrip() {
+    byte[] json =
+        edited(
+            r -> {
+              ObjectNode c = r.putObject("complexity");
+              c.putObject("fc1")
+                  .put("in", "fc1.weight")
+                  .put("bias", "fc1.bias")
+                  .put("out", "fc2.weight");
+              c.putObject("fc2").put("in", "fc2.weight").put("out", "classifier.weight");
+            });
+    CheckpointManifest m = CheckpointManifest.parse(json);
+    assertThat(m.complexity())
+        .containsExactly(
+            Map.entry(
+                "fc1", new CheckpointManifest.IfmWeights("fc1.weight", "fc1.bias", "fc2.weight")),
+            Map.entry(
+                "fc2", new CheckpointManifest.IfmWeights("fc2.weight", null, "classifier.weight")));
+    assertThat(CheckpointManifest.parse(m.toJson())).isEqualTo(m);
+    assertThat(CheckpointManifest.parse(utf8(FULL)).complexity()).isEmpty();
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("badComplexity")
+  void badIfmWeightsAreRejectedWithTheField(String what, byte[] json, String message) {
+    assertThatThrownBy(() -> CheckpointManifest.parse(json))
+        .isInstanceOf(ManifestException.class)
+        .hasMessage(message);
+  }
+
+  static Stream<Arguments> badComplexity() {
+    return Stream.of(
+        Arguments.of(
+            "not an object",
+            edited(r -> r.put("complexity", "fc1.weight")),
+            "complexity must be an object of layer name → {\"in\", \"bias\", \"out\"}"),
+        Arguments.of(
+            "entry not an object",
+            edited(r -> r.putObject("complexity").put("fc1", 3)),
+            "complexity.fc1 = 3: must be an object with 'in', 'out' and optional 'bias'"),
+        Arguments.of(
+            "missing out",
+            edited(r -> r.putObject("complexity").putObject("fc1").put("in", "w")),
+            "manifest field 'complexity.fc1.out' is required"),
+        Arguments.of(
+            "unknown field",
+            edited(
+                r ->
+                    r.putObject("complexity")
+                        .putObject("fc1")
+                        .put("in", "w")
+                        .put("out", "v")
+                        .put("weight", "x")),
+            "unknown field 'weight' in complexity.fc1; fields are in, bias, out"),
+        Arguments.of(
+            "in not a string",
+            edited(r -> r.putObject("complexity").putObject("fc1").put("in", 1).put("out", "v")),
+            "complexity.fc1.in = 1: must be a string"),
+        Arguments.of(
+            "not a probed layer",
+            edited(r -> r.putObject("complexity").putObject("fc9").put("in", "w").put("out", "v")),
+            "complexity.fc9: not a probed layer; layers are [fc1, fc2]"));
+  }
 }

@@ -17,7 +17,7 @@ import io.probestream.inference.Reduction;
 import io.probestream.inference.ReferenceBatch;
 import io.probestream.inference.SessionCache;
 import io.probestream.probes.ProbeOutput;
-import io.probestream.probes.collapse.NeuralCollapseProbe;
+import io.probestream.probes.complexity.FeatureComplexity;
 import io.probestream.service.ingest.ReferenceIngest;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.publish.ResultPublisher;
@@ -39,6 +39,7 @@ import java.util.Deque;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.logging.Logger;
@@ -292,7 +293,9 @@ public final class CheckpointEngine {
             v -> {
               metrics.checkpointSeconds((System.nanoTime() - start) / 1e9);
               LOG.info(
-                  "published neural_collapse of "
+                  "published "
+                      + String.join(", ", config.probes().enabled())
+                      + " of "
                       + m.experiment()
                       + "/"
                       + m.run()
@@ -345,39 +348,66 @@ public final class CheckpointEngine {
             ? b.sha256()
             : ProbeResult.sha256Hex(model.bytes());
     List<ReferenceBatch> batches = referenceBatches(reference, m.input());
-    EvaluationSpec spec =
-        new EvaluationSpec(
-            m.input(),
-            layersOf(m, model),
-            m.logits(),
-            m.classifierWeight(),
-            m.classes(),
-            Reduction.GAP);
+    EvaluationSpec spec = spec(m, layersOf(m, model), config.probes());
     long t0 = System.nanoTime();
     CheckpointEvaluator.Evaluation e =
         evaluator.evaluate(model, spec, batches, CheckpointEvaluator.Progress.NONE);
     long latency = (System.nanoTime() - t0) / 1_000_000;
     Instant now = Instant.now();
     List<ProbeResult> results = new ArrayList<>();
-    for (Map.Entry<String, ProbeOutput> o : e.layers().entrySet()) {
-      results.add(
-          ProbeResult.of(
-              m.experiment(),
-              m.run(),
-              m.step(),
-              modelSha,
-              reference.sha256(),
-              NeuralCollapseProbe.NAME,
-              o.getKey(),
-              Headers.SPLIT_REFERENCE,
-              o.getValue().metrics(),
-              o.getValue().params(),
-              o.getValue().joinedNotes(),
-              e.device(),
-              now,
-              latency));
+    for (Map.Entry<String, Map<String, ProbeOutput>> p : e.byProbe().entrySet()) {
+      for (Map.Entry<String, ProbeOutput> o : p.getValue().entrySet()) {
+        results.add(
+            ProbeResult.of(
+                m.experiment(),
+                m.run(),
+                m.step(),
+                modelSha,
+                reference.sha256(),
+                p.getKey(),
+                o.getKey(),
+                Headers.SPLIT_REFERENCE,
+                o.getValue().metrics(),
+                o.getValue().params(),
+                o.getValue().joinedNotes(),
+                e.device(),
+                now,
+                latency));
+      }
     }
     return results;
+  }
+
+  /**
+   * What the evaluator runs for a checkpoint: the configured probes and their settings, and the IFM
+   * weights the manifest names (only for layers that are probed).
+   */
+  static EvaluationSpec spec(
+      CheckpointManifest m, Map<String, String> layers, ProbestreamConfig.Probes probes) {
+    Map<String, EvaluationSpec.IfmNames> named = new LinkedHashMap<>();
+    m.complexity()
+        .forEach(
+            (layer, w) -> {
+              if (layers.containsKey(layer)) {
+                named.put(layer, new EvaluationSpec.IfmNames(w.in(), w.bias(), w.out()));
+              }
+            });
+    return new EvaluationSpec(
+        m.input(),
+        layers,
+        m.logits(),
+        m.classifierWeight(),
+        m.classes(),
+        Reduction.GAP,
+        new LinkedHashSet<>(probes.enabled()),
+        new FeatureComplexity.Settings(
+            probes.beta(),
+            probes.tau(),
+            probes.k(),
+            probes.alpha(),
+            probes.maxWidth(),
+            probes.ifmDataMaxUnits()),
+        named);
   }
 
   /**

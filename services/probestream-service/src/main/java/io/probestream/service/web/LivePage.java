@@ -1,6 +1,9 @@
 package io.probestream.service.web;
 
-/** The built-in live page: the latest neural-collapse results, updated over server-sent events. */
+/**
+ * The built-in live page: the latest result per probe, experiment, run, layer and split, one table
+ * per probe, updated over server-sent events.
+ */
 final class LivePage {
   private LivePage() {}
 
@@ -10,28 +13,48 @@ final class LivePage {
       <html lang="en"><head><meta charset="utf-8"><title>Probestream</title>
       <style>
        body{font:14px system-ui,sans-serif;margin:2em;color:#222}
-       table{border-collapse:collapse;margin-top:1em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}
+       table{border-collapse:collapse;margin:.5em 0 2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}
        th:first-child,td:first-child{text-align:left}.muted{color:#888}
       </style></head><body>
       <h1>Probestream</h1>
-      <p class="muted">Latest probe result per experiment, run and layer, live. Raw stream: <a href="/api/v1/stream">/api/v1/stream</a>,
+      <p class="muted">Latest probe result per experiment, run, layer and split, live. Raw stream: <a href="/api/v1/stream">/api/v1/stream</a>,
       metrics: <a href="/metrics">/metrics</a>.</p>
-      <table id="t"><thead><tr><th>experiment</th><th>run</th><th>step</th><th>layer</th><th>samples</th>
-      <th>nc1</th><th>nc1_trace</th><th>nc2_etf_distance</th><th>cdnv</th><th>nc3</th><th>nc4</th></tr></thead><tbody></tbody></table>
+      <div id="probes"></div>
       <script>
-      const rows = new Map();
+      // Columns per probe; a probe not listed here shows every metric it sends.
+      const COLUMNS = {
+        neural_collapse: ['samples', 'nc1', 'nc1_trace', 'nc2_etf_distance', 'cdnv', 'nc3_self_duality', 'nc4_ncc_mismatch'],
+        feature_complexity: ['width', 'samples', 'ifm_units', 'ifm_ratio', 'ifm_data_units', 'effective_rank', 'vinfo_r2', 'vinfo_complexity']
+      };
+      const tables = new Map();
       const fmt = v => v === null || v === undefined ? '—' : (Number.isInteger(v) ? v : v.toPrecision(4));
+      function table(probe, sample) {
+        if (!tables.has(probe)) {
+          const cols = COLUMNS[probe] || Object.keys(sample.metrics);
+          const section = document.createElement('section');
+          section.innerHTML = '<h2></h2><table><thead><tr></tr></thead><tbody></tbody></table>';
+          section.querySelector('h2').textContent = probe;
+          section.querySelector('table').id = 'probe-' + probe;
+          const head = section.querySelector('thead tr');
+          for (const c of ['experiment', 'run', 'step', 'layer', 'split', ...cols]) {
+            const th = document.createElement('th'); th.textContent = c; head.appendChild(th);
+          }
+          document.getElementById('probes').appendChild(section);
+          tables.set(probe, {cols, rows: new Map(), body: section.querySelector('tbody')});
+        }
+        return tables.get(probe);
+      }
       function show(r) {
-        const key = r.experiment + '|' + r.run + '|' + r.layer;
-        rows.set(key, r);
-        const body = document.querySelector('#t tbody');
-        body.innerHTML = '';
-        for (const x of [...rows.values()].sort((a, b) => (a.experiment + a.run + a.layer).localeCompare(b.experiment + b.run + b.layer))) {
-          const m = x.metrics, tr = document.createElement('tr');
-          for (const v of [x.experiment, x.run, x.step, x.layer, m.samples, m.nc1, m.nc1_trace, m.nc2_etf_distance, m.cdnv, m.nc3_self_duality, m.nc4_ncc_mismatch]) {
+        const t = table(r.probe, r);
+        const key = [r.experiment, r.run, r.layer, r.split].join('|');
+        t.rows.set(key, r);
+        t.body.innerHTML = '';
+        for (const [k, x] of [...t.rows.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+          const tr = document.createElement('tr');
+          for (const v of [x.experiment, x.run, x.step, x.layer, x.split, ...t.cols.map(c => x.metrics[c])]) {
             const td = document.createElement('td'); td.textContent = typeof v === 'number' ? fmt(v) : (v ?? '—'); tr.appendChild(td);
           }
-          body.appendChild(tr);
+          t.body.appendChild(tr);
         }
       }
       // Pages are oldest first, so the latest results are on the last page.
