@@ -356,7 +356,9 @@ public final class CheckpointEvaluator {
           if (refusal == null && !plan.layerInputs().containsKey(e.getKey())) {
             refusal = "ifm_data: the layer's input tensor is unknown";
           }
-          out.put(e.getKey(), FeatureComplexity.LayerIfm.of(f.layer(), spec.complexity(), refusal));
+          out.put(
+              e.getKey(),
+              FeatureComplexity.LayerIfm.of(f.layer(), spec.complexity(), refusal, f.slope()));
         }
       }
       progress.update("ifm", ++done, plan.ifm().size());
@@ -1034,7 +1036,7 @@ public final class CheckpointEvaluator {
         EvaluationSpec.IfmNames names = spec.ifmWeights().get(layer.getKey());
         IfmWeights.Found f =
             names != null
-                ? IfmWeights.named(graph, names, source::externalRaw)
+                ? IfmWeights.named(graph, names, layer.getValue(), source::externalRaw)
                 : IfmWeights.detect(graph, layer.getValue(), source::externalRaw);
         ifm.put(layer.getKey(), f);
         if (f.layer() != null

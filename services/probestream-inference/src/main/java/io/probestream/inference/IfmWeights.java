@@ -26,10 +26,11 @@ final class IfmWeights {
    * @param input the producer's data input tensor, or null when unknown
    * @param dataRefusal why data-aware IFM cannot run on this layer (a convolution), or null
    * @param unsupported why the pattern is not supported, or null
+   * @param slope the activation's slope below 0: 0 for Relu, alpha for LeakyRelu
    */
-  record Found(IfmLayer layer, String input, String dataRefusal, String unsupported) {
+  record Found(IfmLayer layer, String input, String dataRefusal, String unsupported, double slope) {
     static Found no(String why) {
-      return new Found(null, null, null, why);
+      return new Found(null, null, null, why, 0);
     }
   }
 
@@ -88,33 +89,56 @@ final class IfmWeights {
               ? tensor + " is consumed by " + consumers.get(0).opType()
               : tensor + " has " + consumers.size() + " consumers; IFM needs exactly one");
     }
-    return new Found(new IfmLayer(in.w, in.b, out), in.x, in.conv ? CONV_DATA : null, null);
+    double slope = act.opType().equals("LeakyRelu") ? act.floatAttribute("alpha", 0.01) : 0;
+    return new Found(new IfmLayer(in.w, in.b, out), in.x, in.conv ? CONV_DATA : null, null, slope);
   }
 
-  /** The layer as named: {@code in} is [n0, d_in…] (or [d_in, n0]), {@code out} [d_out, n0…]. */
+  /**
+   * The layer as named for probed tensor {@code tensor}. The layout of {@code in} comes from the
+   * node that uses it as its weight (Gemm transB=1 or Conv: [n0, d_in…]; Gemm transB=0 or MatMul:
+   * [d_in, n0]), else from the PyTorch convention [n0, d_in…]; {@code out} is [d_out, n0…] or, when
+   * only that fits n0, [n0, d_out]. A bias whose length is not n0 is refused.
+   */
   static Found named(
-      OnnxGraph graph, EvaluationSpec.IfmNames names, Function<String, byte[]> external) {
+      OnnxGraph graph,
+      EvaluationSpec.IfmNames names,
+      String tensor,
+      Function<String, byte[]> external) {
     try {
       double[] raw = values(graph, names.in(), external);
       long[] dims = dims(graph, names.in());
-      double[] b = names.bias() == null ? null : values(graph, names.bias(), external);
-      int n0;
-      double[][] w;
-      if (dims.length == 2 && b != null && dims[0] != b.length && dims[1] == b.length) {
-        n0 = (int) dims[1]; // MatMul layout, d_in × n0
-        w = transpose(raw, (int) dims[0], n0);
-      } else if (dims.length >= 2) {
-        n0 = (int) dims[0];
-        w = rows(raw, n0);
-      } else {
+      if (dims.length < 2) {
         return Found.no(names.in() + " has " + dims.length + " dimensions; 2 or more are needed");
       }
-      if (b == null) {
-        b = new double[n0];
+      String x = null;
+      boolean transposed = false; // stored as [d_in, n0]
+      for (OnnxGraph.Node n : graph.consumersOf(names.in())) {
+        if (n.opType().equals("Gemm") && names.in().equals(n.input(1))) {
+          x = n.input(0);
+          transposed = n.intAttribute("transB", 0) == 0;
+        } else if (n.opType().equals("MatMul") && names.in().equals(n.input(1))) {
+          x = n.input(0);
+          transposed = true;
+        }
       }
+      if (transposed && dims.length != 2) {
+        return Found.no(names.in() + " is used as a matrix but has dims " + Arrays.toString(dims));
+      }
+      int n0 = (int) (transposed ? dims[1] : dims[0]);
+      double[][] w = transposed ? transpose(raw, (int) dims[0], n0) : rows(raw, n0);
+      double[] b = names.bias() == null ? new double[n0] : values(graph, names.bias(), external);
       if (b.length != n0) {
         return Found.no(
-            names.bias() + " has " + b.length + " values; " + names.in() + " has n0 = " + n0);
+            names.bias()
+                + " has "
+                + b.length
+                + " values; "
+                + names.in()
+                + " "
+                + Arrays.toString(dims)
+                + " has n0 = "
+                + n0
+                + " units");
       }
       double[][] out = outgoingMatrix(graph, names.out(), n0, external, false);
       if (out == null) {
@@ -125,18 +149,14 @@ final class IfmWeights {
                 + "; none is n0 = "
                 + n0);
       }
-      String x = null;
-      boolean conv = dims.length > 2;
-      for (OnnxGraph.Node n : graph.consumersOf(names.in())) {
-        if (n.opType().equals("Gemm") || n.opType().equals("MatMul")) {
-          x = n.input(0);
-        }
-      }
-      return new Found(
-          new IfmLayer(w, b, out),
-          x,
-          conv ? CONV_DATA : x == null ? "ifm_data: no Gemm/MatMul node takes " + names.in() : null,
-          null);
+      OnnxGraph.Node act = graph.producerOf(tensor);
+      double slope =
+          act != null && act.opType().equals("LeakyRelu") ? act.floatAttribute("alpha", 0.01) : 0;
+      String refusal =
+          dims.length > 2
+              ? CONV_DATA
+              : x == null ? "ifm_data: no Gemm/MatMul node takes " + names.in() : null;
+      return new Found(new IfmLayer(w, b, out), x, refusal, null, slope);
     } catch (IllegalArgumentException e) {
       return Found.no(e.getMessage());
     }

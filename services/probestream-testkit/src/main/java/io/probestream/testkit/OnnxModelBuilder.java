@@ -187,19 +187,35 @@ public final class OnnxModelBuilder {
     return initializer(name, new long[] {v.length}, v);
   }
 
-  /** A node with integer attributes given as alternating name, value pairs. */
-  public OnnxModelBuilder node(String op, String[] in, String[] out, Object... intAttributes) {
+  /**
+   * A node with scalar attributes given as alternating name, value pairs: a {@link Float} or {@link
+   * Double} value is written as a FLOAT attribute (e.g. {@code "epsilon", 1e-5}, {@code "alpha",
+   * 0.5}), any other {@link Number} as an INT attribute (e.g. {@code "transB", 1}).
+   */
+  public OnnxModelBuilder node(String op, String[] in, String[] out, Object... attributes) {
     List<byte[]> attrs = new ArrayList<>();
-    for (int i = 0; i < intAttributes.length; i += 2) {
-      String n = (String) intAttributes[i];
-      long v = ((Number) intAttributes[i + 1]).longValue();
-      attrs.add(
-          msg(
-              o -> {
-                o.writeString(1, n);
-                o.writeInt64(3, v);
-                o.writeEnum(20, 2); // AttributeProto.INT
-              }));
+    for (int i = 0; i < attributes.length; i += 2) {
+      String n = (String) attributes[i];
+      Object value = attributes[i + 1];
+      if (value instanceof Float || value instanceof Double) {
+        float f = ((Number) value).floatValue();
+        attrs.add(
+            msg(
+                o -> {
+                  o.writeString(1, n);
+                  o.writeFloat(2, f); // AttributeProto.f, fixed32
+                  o.writeEnum(20, 1); // AttributeProto.FLOAT
+                }));
+      } else {
+        long v = ((Number) value).longValue();
+        attrs.add(
+            msg(
+                o -> {
+                  o.writeString(1, n);
+                  o.writeInt64(3, v);
+                  o.writeEnum(20, 2); // AttributeProto.INT
+                }));
+      }
     }
     String name = op.toLowerCase() + "_" + nodeCount++;
     nodes.add(

@@ -93,8 +93,9 @@ public final class FeatureComplexity {
      *
      * @param dataRefusal why data-aware IFM cannot run on this layer whatever its width (e.g. a
      *     convolution), or null
+     * @param slope the activation's slope below 0 (0 for ReLU, alpha for LeakyRelu)
      */
-    public static LayerIfm of(IfmLayer layer, Settings settings, String dataRefusal) {
+    public static LayerIfm of(IfmLayer layer, Settings settings, String dataRefusal, double slope) {
       int n0 = layer.units();
       String dataNote = dataRefusal;
       if (dataNote == null && n0 > settings.ifmDataMaxUnits()) {
@@ -109,7 +110,7 @@ public final class FeatureComplexity {
         return new LayerIfm(null, n0, IterativeFeatureMerging.NOTE_NONFINITE, null, null);
       }
       int units = IterativeFeatureMerging.units(sequence, settings.beta());
-      DataAwareIfm data = dataNote == null ? new DataAwareIfm(layer, sequence) : null;
+      DataAwareIfm data = dataNote == null ? new DataAwareIfm(layer, sequence, slope) : null;
       return new LayerIfm(units, n0, null, data, dataNote);
     }
   }
