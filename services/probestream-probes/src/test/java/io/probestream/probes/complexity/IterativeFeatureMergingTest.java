@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.within;
 
 import io.probestream.probes.complexity.IterativeFeatureMerging.Merge;
 import io.probestream.probes.complexity.IterativeFeatureMerging.MergeSequence;
+import java.math.BigDecimal;
+import java.math.MathContext;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -18,10 +20,11 @@ class IterativeFeatureMergingTest {
 
   /**
    * The loop of PROBES.md §2.1 written as plainly as possible, O(n0³·D): groups in a list in
-   * position order, every pair rescanned at every step. It uses the production distance kernel on
-   * purpose, so that exact ties (integer weights, copies) compare bit for bit and the test checks
-   * the bookkeeping (row minima, rescans, tie order); the kernel itself is checked against a plain
-   * sum in {@link #distanceKernelIsAPlainSumOfSquaredDifferences}.
+   * position order, every pair rescanned at every step. It uses the production {@code
+   * squaredDistance} on purpose, so that exact ties (integer weights, copies) compare bit for bit
+   * and the test checks the bookkeeping (row minima, rescans, tie order, panels); that the panel
+   * kernel sums every pair exactly as {@code squaredDistance} does is checked in {@link
+   * #panelKernelSumsEveryPairInTheOrderOfSquaredDistance}.
    */
   static List<Merge> naive(IfmLayer layer) {
     List<double[]> f = new ArrayList<>();
@@ -124,7 +127,22 @@ class IterativeFeatureMergingTest {
   }
 
   @Test
-  void distanceKernelIsAPlainSumOfSquaredDifferences() {
+  void fastLoopGivesTheNaiveMergeSequenceAcrossPanels() {
+    // Two full panels and part of a third: tiles off and on the diagonal, slots moved between
+    // panels as units merge away, and (L = 70 > K_BLOCK) sums carried across row blocks.
+    int n0 = 2 * IterativeFeatureMerging.PANEL + 37;
+    assertThat(40 + 1 + 29).isGreaterThan(IterativeFeatureMerging.K_BLOCK);
+    Random rnd = new Random(42);
+    for (int[] shape : new int[][] {{0, 40, 29}, {2, 5, 3}}) {
+      IfmLayer layer = randomLayer(rnd, n0, shape[1], shape[2], shape[0]);
+      assertThat(IterativeFeatureMerging.mergeSequence(layer).steps())
+          .as("mode %d, d_in %d, d_out %d", shape[0], shape[1], shape[2])
+          .isEqualTo(naive(layer));
+    }
+  }
+
+  @Test
+  void squaredDistanceAddsItsTermsInIncreasingK() {
     Random rnd = new Random(7);
     for (int len : new int[] {1, 3, 4, 255, 256, 257, 1000, 8193}) {
       double[] a = new double[len];
@@ -135,10 +153,161 @@ class IterativeFeatureMergingTest {
         b[k] = rnd.nextGaussian();
         plain += (a[k] - b[k]) * (a[k] - b[k]);
       }
-      // Both sums have non-negative terms, so they differ by at most len·ulp-scale rounding.
-      assertThat(IterativeFeatureMerging.squaredDistance(a, b))
-          .isCloseTo(plain, within(1e-12 * plain));
+      // The order is part of the definition here, so the two agree exactly, not within a bound.
+      assertThat(IterativeFeatureMerging.squaredDistance(a, b)).isEqualTo(plain);
     }
+  }
+
+  @Test
+  void panelKernelSumsEveryPairInTheOrderOfSquaredDistance() {
+    // Terms spread over 12 decades, so that adding them in any other order changes the last bits
+    // (checked below: the reversed order differs somewhere). Many random shapes, so that C2 has
+    // compiled (and vectorized) the kernel well before the last ones.
+    Random rnd = new Random(13);
+    boolean orderMatters = false;
+    for (int trial = 0; trial < 3000; trial++) {
+      int len = 1 + rnd.nextInt(trial < 2990 ? 40 : 9000);
+      int width = 1 + rnd.nextInt(trial % 10 == 0 ? 300 : 20);
+      double[][] panel = new double[len][width];
+      double[] x = new double[len];
+      for (int k = 0; k < len; k++) {
+        x[k] = spread(rnd);
+        for (int j = 0; j < width; j++) {
+          panel[k][j] = spread(rnd);
+        }
+      }
+      // Split k at a random point and give the second part its own copy of x, shifted, as the
+      // tiles of the initial matrix do; start j at a random column, as a diagonal tile does.
+      int split = rnd.nextInt(len + 1);
+      int jFrom = rnd.nextInt(width);
+      double[] tail = Arrays.copyOfRange(x, split, len);
+      double[] acc = new double[width];
+      IterativeFeatureMerging.accumulate(acc, panel, jFrom, width, x, 0, 0, split);
+      IterativeFeatureMerging.accumulate(acc, panel, jFrom, width, tail, -split, split, len);
+      for (int j = 0; j < width; j++) {
+        double[] column = new double[len];
+        for (int k = 0; k < len; k++) {
+          column[k] = panel[k][j];
+        }
+        double expected = j < jFrom ? 0 : IterativeFeatureMerging.squaredDistance(x, column);
+        assertThat(acc[j]).as("trial %d, len %d, column %d", trial, len, j).isEqualTo(expected);
+        double reversed = 0;
+        for (int k = len - 1; k >= 0; k--) {
+          reversed += (x[k] - column[k]) * (x[k] - column[k]);
+        }
+        orderMatters |= j >= jFrom && reversed != expected;
+      }
+    }
+    assertThat(orderMatters).isTrue();
+  }
+
+  @Test
+  void mergeBracketHoldsTheSummedDistance() {
+    // The lazy refresh is only as good as this bracket: for g, h merged into m and a third group
+    // k, D(m,k) as squaredDistance sums it must lie in [lo, hi] built from D(g,k), D(h,k), D(g,h)
+    // alone. Hard cases on purpose: h a near-copy of g, k a near-copy of the merged centroid (the
+    // identity cancels there), counts up to a million, magnitudes down to where squares underflow.
+    Random rnd = new Random(17);
+    for (int trial = 0; trial < 20000; trial++) {
+      int dIn = 1 + rnd.nextInt(trial % 100 == 0 ? 3000 : 60);
+      double scale =
+          Math.pow(10, new int[] {0, 0, 0, -5, 5, -100, 100, -161, -162, 150}[trial % 10]);
+      double cg = trial % 3 == 0 ? 1 : 1 + rnd.nextInt(1_000_000);
+      double ch = trial % 5 == 0 ? 1 : 1 + rnd.nextInt(1_000_000);
+      double[][] f = new double[3][dIn + 2];
+      double nearness = Math.pow(10, -rnd.nextInt(14));
+      for (int k = 0; k < dIn + 2; k++) {
+        f[0][k] = scale * rnd.nextGaussian();
+        f[1][k] =
+            trial / 4 % 2 == 0
+                ? f[0][k] + nearness * scale * rnd.nextGaussian()
+                : scale * rnd.nextGaussian();
+        double centre = (cg * f[0][k] + ch * f[1][k]) / (cg + ch);
+        f[2][k] =
+            switch (trial % 4) {
+              case 0 -> centre + nearness * scale * rnd.nextGaussian();
+              case 1 -> centre;
+              case 2 -> f[0][k];
+              default -> scale * rnd.nextGaussian();
+            };
+      }
+      double x = IterativeFeatureMerging.squaredDistance(f[0], f[2]);
+      double y = IterativeFeatureMerging.squaredDistance(f[1], f[2]);
+      double z = IterativeFeatureMerging.squaredDistance(f[0], f[1]);
+      IterativeFeatureMerging.Centroids centroids =
+          new IterativeFeatureMerging.Centroids(layerOf(f));
+      double eta = centroids.merge(0, 1, cg, ch);
+      double[] m = new double[dIn + 2];
+      centroids.copy(0, m);
+      double expected = IterativeFeatureMerging.squaredDistance(m, f[2]);
+      // The inputs may be brackets themselves (after earlier merges), around the true values.
+      double widen = trial % 7 == 0 ? 1e-9 * rnd.nextDouble() : 0;
+      IterativeFeatureMerging.MergeBounds bounds =
+          new IterativeFeatureMerging.MergeBounds(cg, ch, z, eta, dIn + 2);
+      bounds.bracket(x * (1 - widen), x * (1 + widen), y * (1 - widen), y * (1 + widen));
+      assertThat(expected)
+          .as("trial %d: D(m,k) = %s, bracket [%s, %s]", trial, expected, bounds.lo, bounds.hi)
+          .isBetween(bounds.lo, bounds.hi);
+      if (widen == 0 && Math.abs(Math.log10(scale)) < 10) {
+        // Not vacuous: ~γ·D from the sums plus (√D + η)² − (√D − η)² = 4η√D from the rounded
+        // centroid, which dominates when D is far below |F|² (near-copies).
+        assertThat(bounds.hi - bounds.lo)
+            .isLessThanOrEqualTo(1e-9 * (x + y + z) + 5 * eta * (Math.sqrt(x + y) + eta));
+      }
+    }
+  }
+
+  @Test
+  void centroidErrorBoundCoversTheRoundedMerge() {
+    // η from Centroids.merge against |F̂ − F*| computed in 50-digit decimal arithmetic.
+    Random rnd = new Random(19);
+    MathContext mc = new MathContext(50);
+    for (int trial = 0; trial < 1000; trial++) {
+      int len = 3 + rnd.nextInt(100);
+      double scale = Math.pow(10, new int[] {0, -200, 150, -310}[trial % 4]);
+      double[][] f = new double[3][len];
+      for (int k = 0; k < len; k++) {
+        f[0][k] = scale * rnd.nextGaussian();
+        f[1][k] = scale * rnd.nextGaussian();
+      }
+      long cg = 1 + rnd.nextInt(trial % 2 == 0 ? 3 : 1_000_000);
+      long ch = 1 + rnd.nextInt(trial % 3 == 0 ? 3 : 1_000_000);
+      IterativeFeatureMerging.Centroids centroids =
+          new IterativeFeatureMerging.Centroids(layerOf(f));
+      double eta = centroids.merge(0, 1, cg, ch);
+      double[] m = new double[len];
+      centroids.copy(0, m);
+      BigDecimal error = BigDecimal.ZERO;
+      for (int k = 0; k < len; k++) {
+        BigDecimal exact =
+            new BigDecimal(f[0][k])
+                .multiply(BigDecimal.valueOf(cg))
+                .add(new BigDecimal(f[1][k]).multiply(BigDecimal.valueOf(ch)))
+                .divide(BigDecimal.valueOf(cg + ch), mc);
+        BigDecimal diff = new BigDecimal(m[k]).subtract(exact);
+        error = error.add(diff.multiply(diff));
+      }
+      assertThat(new BigDecimal(eta).pow(2)).as("trial %d", trial).isGreaterThanOrEqualTo(error);
+    }
+  }
+
+  /** A layer whose unit vectors are the rows of f (d_in = length − 2, d_out = 1). */
+  private static IfmLayer layerOf(double[][] f) {
+    int n = f.length;
+    int dIn = f[0].length - 2;
+    double[][] wIn = new double[n][];
+    double[] bIn = new double[n];
+    double[][] wOut = new double[1][n];
+    for (int u = 0; u < n; u++) {
+      wIn[u] = Arrays.copyOf(f[u], dIn);
+      bIn[u] = f[u][dIn];
+      wOut[0][u] = f[u][dIn + 1];
+    }
+    return new IfmLayer(wIn, bIn, wOut);
+  }
+
+  private static double spread(Random rnd) {
+    return rnd.nextGaussian() * Math.pow(10, rnd.nextInt(12) - 6);
   }
 
   @Test
