@@ -70,8 +70,11 @@ final class DemoCommand implements Callable<Integer> {
       throw new Main.UsageException(e.getMessage());
     }
     try (ServiceRuntime rt = ServiceRuntime.start(config, err)) {
-      // One result per layer (h1, h2) and probe that runs.
-      CountDownLatch results = new CountDownLatch(2 * config.probes().enabled().size());
+      // One result per layer (h1, h2) and per-layer probe, and one for the experiment.
+      List<String> probes = config.probes().enabled();
+      boolean multiplicity = probes.contains("predictive_multiplicity");
+      CountDownLatch results =
+          new CountDownLatch(2 * (probes.size() - (multiplicity ? 1 : 0)) + (multiplicity ? 1 : 0));
       rt.service
           .results()
           .addListener(
@@ -152,12 +155,12 @@ final class DemoCommand implements Callable<Integer> {
     String head =
         String.format(
             Locale.ROOT,
-            "%s %s/%s step %d layer %-4s samples %s",
+            "%s %s%s step %d%s samples %s",
             r.probe(),
             r.experiment(),
-            r.run(),
+            r.run() == null ? "" : "/" + r.run(),
             r.step(),
-            r.layer(),
+            r.layer() == null ? "" : String.format(Locale.ROOT, " layer %-4s", r.layer()),
             fmt(m.get("samples")));
     String body;
     if (r.probe().equals("neural_collapse")) {

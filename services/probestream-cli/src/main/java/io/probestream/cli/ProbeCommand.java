@@ -14,6 +14,8 @@ import io.probestream.inference.ReferenceBatch;
 import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.NeuralCollapseProbe;
 import io.probestream.probes.complexity.FeatureComplexity;
+import io.probestream.probes.multiplicity.Candidate;
+import io.probestream.probes.multiplicity.PredictiveMultiplicity;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -30,6 +32,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ForkJoinPool;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -57,8 +60,37 @@ final class ProbeCommand implements Callable<Integer> {
 
   @CommandLine.Mixin ModelOptions tensors;
 
-  @Option(names = "--model", required = true, paramLabel = "FILE", description = "ONNX model file.")
-  Path model;
+  @Option(
+      names = "--model",
+      required = true,
+      paramLabel = "[RUN[@STEP]=]FILE",
+      description =
+          "ONNX model file; repeat for several checkpoints of one experiment (predictive"
+              + " multiplicity compares them). RUN defaults to the file name, STEP to its position.")
+  List<String> models;
+
+  @Option(
+      names = "--epsilon",
+      defaultValue = "0.05",
+      description =
+          "predictive_multiplicity: the Rashomon set keeps checkpoints within epsilon nats of the"
+              + " best reference loss (default: ${DEFAULT-VALUE}).")
+  double epsilon;
+
+  @Option(
+      names = "--scope",
+      defaultValue = "experiment",
+      description =
+          "predictive_multiplicity: experiment (one set across runs, default) or run (per run,"
+              + " over its last --window checkpoints).")
+  String scope;
+
+  @Option(
+      names = "--window",
+      defaultValue = "5",
+      description =
+          "predictive_multiplicity with --scope run: checkpoints per run (default: ${DEFAULT-VALUE}).")
+  int window;
 
   @Option(
       names = "--data",
@@ -191,7 +223,16 @@ final class ProbeCommand implements Callable<Integer> {
     if (!format.equals("jsonl") && !format.equals("table")) {
       throw new Main.UsageException("--format " + format + ": expected jsonl or table");
     }
-    boolean auto = tensors.auto();
+    boolean pm = chosen.contains(PredictiveMultiplicity.NAME);
+    boolean perLayer = chosen.size() > (pm ? 1 : 0);
+    boolean auto = perLayer ? tensors.auto() : tensors.layersMode != null;
+    if (!scope.equals("experiment") && !scope.equals("run")) {
+      throw new Main.UsageException("--scope " + scope + ": expected experiment or run");
+    }
+    if (window < 1 || !(epsilon >= 0) || !Double.isFinite(epsilon)) {
+      throw new Main.UsageException(
+          "--window must be at least 1 and --epsilon a finite number ≥ 0");
+    }
     Device dev;
     Reduction red;
     try {
@@ -201,100 +242,132 @@ final class ProbeCommand implements Callable<Integer> {
       throw new Main.UsageException(e.getMessage());
     }
     PrintWriter err = spec.commandLine().getErr();
-    byte[] modelBytes = read(model, "--model");
-    String modelSha = ProbeResult.sha256Hex(modelBytes);
-    String inputName = tensors.input(modelBytes, model);
-
-    List<ReferenceBatch> batches = new ArrayList<>();
-    MessageDigest reference = sha256();
-    for (Path p : data) {
-      byte[] bytes = read(p, "--data");
-      reference.update(bytes);
-      batches.add(batch(p, bytes, inputName));
-    }
-    String referenceSha = HexFormat.of().formatHex(reference.digest());
-
+    List<Checkpoint> checkpoints = checkpoints();
     CheckpointEvaluator evaluator =
         new CheckpointEvaluator(
             new CheckpointEvaluator.Config(
                 batchSize, featureCacheMb << 20, dev, Runtime.getRuntime().availableProcessors()));
-    Map<String, String> layers = tensors.layers;
-    if (auto) {
-      try {
-        layers =
-            CheckpointEvaluator.autoLayers(modelBytes, tensors.logits, tensors.classifierWeight);
-      } catch (InferenceException e) {
-        throw new Main.Failure(e.getMessage(), e);
-      }
-      err.println("probestream: layers (auto): " + String.join(", ", layers.keySet()));
-    }
     Map<String, EvaluationSpec.IfmNames> named = new LinkedHashMap<>();
     tensors
         .ifmWeights()
         .forEach((l, w) -> named.put(l, new EvaluationSpec.IfmNames(w[0], w[1], w[2])));
-    EvaluationSpec evalSpec;
-    try {
-      evalSpec =
-          new EvaluationSpec(
-              inputName,
-              layers,
-              tensors.logits,
-              tensors.classifierWeight,
-              tensors.classes,
-              red,
-              chosen,
-              settings,
-              named);
-    } catch (IllegalArgumentException e) {
-      throw new Main.UsageException(e.getMessage());
-    }
-    long start = System.nanoTime();
-    CheckpointEvaluator.Evaluation evaluation;
-    try {
-      // External data (the ONNX way past 2 GiB) is read from beside the model file.
-      evaluation =
-          evaluator.evaluate(
-              new ModelBytes(modelBytes, model.toAbsolutePath().getParent()),
-              evalSpec,
-              batches,
-              progress(err));
-    } catch (InferenceException e) {
-      throw new Main.Failure(e.getMessage(), e);
-    }
-    long latency = (System.nanoTime() - start) / 1_000_000;
-    if (!quiet) {
-      err.printf(
-          "probestream: %d samples, %d layers, %s, %d ms%s%n",
-          evaluation.samples(),
-          evalSpec.layers().size(),
-          evaluation.device(),
-          latency,
-          evaluation.cachedPass2() ? "" : " (pass 2 re-ran inference: feature cache too small)");
-    }
 
-    String runId = run != null ? run : stripExtension(model.getFileName().toString());
+    List<ReferenceBatch> batches = null;
+    String referenceSha = null;
+    String inputOfData = null;
     Instant now = Instant.now();
     List<ProbeResult> results = new ArrayList<>();
-    for (Map.Entry<String, Map<String, ProbeOutput>> p : evaluation.byProbe().entrySet()) {
-      for (Map.Entry<String, ProbeOutput> e : p.getValue().entrySet()) {
-        ProbeOutput o = e.getValue();
-        results.add(
-            ProbeResult.of(
-                experiment,
-                runId,
-                step,
-                modelSha,
-                referenceSha,
-                p.getKey(),
-                e.getKey(),
-                "reference",
-                o.metrics(),
-                o.params(),
-                o.joinedNotes(),
-                evaluation.device(),
-                now,
-                latency));
+    List<Candidate> candidates = new ArrayList<>();
+    long started = System.nanoTime();
+    String lastDevice = "cpu";
+    for (Checkpoint cp : checkpoints) {
+      byte[] modelBytes = read(cp.file(), "--model");
+      String modelSha = ProbeResult.sha256Hex(modelBytes);
+      String inputName = tensors.input(modelBytes, cp.file());
+      if (batches == null || !inputName.equals(inputOfData)) {
+        batches = new ArrayList<>();
+        MessageDigest reference = sha256();
+        for (Path p : data) {
+          byte[] bytes = read(p, "--data");
+          reference.update(bytes);
+          batches.add(batch(p, bytes, inputName));
+        }
+        referenceSha = HexFormat.of().formatHex(reference.digest());
+        inputOfData = inputName;
       }
+      Map<String, String> layers = perLayer ? tensors.layers : Map.of();
+      if (auto) {
+        try {
+          layers =
+              CheckpointEvaluator.autoLayers(modelBytes, tensors.logits, tensors.classifierWeight);
+        } catch (InferenceException e) {
+          throw new Main.Failure(cp.file() + ": " + e.getMessage(), e);
+        }
+        err.println("probestream: layers (auto): " + String.join(", ", layers.keySet()));
+      }
+      EvaluationSpec evalSpec;
+      try {
+        evalSpec =
+            new EvaluationSpec(
+                inputName,
+                layers,
+                tensors.logits,
+                tensors.classifierWeight,
+                tensors.classes,
+                red,
+                chosen,
+                settings,
+                named);
+      } catch (IllegalArgumentException e) {
+        throw new Main.UsageException(e.getMessage());
+      }
+      long start = System.nanoTime();
+      CheckpointEvaluator.Evaluation evaluation;
+      try {
+        // External data (the ONNX way past 2 GiB) is read from beside the model file.
+        evaluation =
+            evaluator.evaluate(
+                new ModelBytes(modelBytes, cp.file().toAbsolutePath().getParent()),
+                evalSpec,
+                batches,
+                progress(err));
+      } catch (InferenceException e) {
+        throw new Main.Failure(
+            (checkpoints.size() > 1 ? cp.file() + ": " : "") + e.getMessage(), e);
+      }
+      long latency = (System.nanoTime() - start) / 1_000_000;
+      lastDevice = evaluation.device();
+      if (!quiet) {
+        err.printf(
+            "probestream: %s%d samples, %d layers, %s, %d ms%s%n",
+            checkpoints.size() > 1 ? cp.run() + "@" + cp.step() + ": " : "",
+            evaluation.samples(),
+            evalSpec.layers().size(),
+            evaluation.device(),
+            latency,
+            evaluation.cachedPass2() ? "" : " (pass 2 re-ran inference: feature cache too small)");
+      }
+      for (Map.Entry<String, Map<String, ProbeOutput>> p : evaluation.byProbe().entrySet()) {
+        for (Map.Entry<String, ProbeOutput> e : p.getValue().entrySet()) {
+          ProbeOutput o = e.getValue();
+          results.add(
+              ProbeResult.of(
+                  experiment,
+                  cp.run(),
+                  cp.step(),
+                  modelSha,
+                  referenceSha,
+                  p.getKey(),
+                  e.getKey(),
+                  "reference",
+                  o.metrics(),
+                  o.params(),
+                  o.joinedNotes(),
+                  evaluation.device(),
+                  now,
+                  latency));
+        }
+      }
+      if (pm) {
+        CheckpointEvaluator.Logits l = evaluation.logits();
+        try {
+          candidates.add(
+              Candidate.ofLogits(
+                  cp.run(), cp.step(), modelSha, l.values(), l.columns(), l.labels()));
+        } catch (IllegalArgumentException e) {
+          throw new Main.Failure(cp.file() + ": " + e.getMessage(), e);
+        }
+      }
+    }
+    if (pm) {
+      results.addAll(
+          multiplicity(
+              candidates,
+              checkpoints.get(checkpoints.size() - 1),
+              referenceSha,
+              lastDevice,
+              now,
+              (System.nanoTime() - started) / 1_000_000));
     }
     PrintWriter out = spec.commandLine().getOut();
     if (format.equals("jsonl")) {
@@ -308,6 +381,134 @@ final class ProbeCommand implements Callable<Integer> {
     return 0;
   }
 
+  /** One {@code --model}: its file, run and step. */
+  record Checkpoint(Path file, String run, long step) {}
+
+  /** {@code --model [RUN[@STEP]=]FILE}, each; a single model takes {@code --run}/{@code --step}. */
+  private List<Checkpoint> checkpoints() {
+    List<Checkpoint> out = new ArrayList<>();
+    for (int i = 0; i < models.size(); i++) {
+      String arg = models.get(i);
+      int eq = arg.indexOf('=');
+      String file = eq < 0 ? arg : arg.substring(eq + 1);
+      String name = eq < 0 ? null : arg.substring(0, eq);
+      String r = null;
+      Long st = null;
+      if (name != null) {
+        int at = name.lastIndexOf('@');
+        r = at < 0 ? name : name.substring(0, at);
+        if (at >= 0) {
+          try {
+            st = Long.parseLong(name.substring(at + 1));
+          } catch (NumberFormatException e) {
+            throw new Main.UsageException(
+                "--model " + arg + ": STEP in RUN@STEP=FILE must be an integer");
+          }
+        }
+        if (r.isBlank()) {
+          throw new Main.UsageException("--model " + arg + ": RUN in RUN[@STEP]=FILE is empty");
+        }
+      }
+      Path path = Path.of(file);
+      if (r == null) {
+        r = models.size() == 1 && run != null ? run : stripExtension(path.getFileName().toString());
+      }
+      if (st == null) {
+        st = models.size() == 1 ? step : i;
+      }
+      out.add(new Checkpoint(path, r, st));
+    }
+    return out;
+  }
+
+  /**
+   * PROBES.md §3 over the models in the order given: one result for the experiment, or with {@code
+   * --scope run} one per run over its last {@code --window} checkpoints.
+   */
+  private List<ProbeResult> multiplicity(
+      List<Candidate> candidates,
+      Checkpoint last,
+      String referenceSha,
+      String deviceName,
+      Instant now,
+      long latency) {
+    Map<String, List<Candidate>> groups = new LinkedHashMap<>();
+    if (scope.equals("run")) {
+      for (Candidate c : candidates) {
+        groups.computeIfAbsent(c.run(), r -> new ArrayList<>()).add(c);
+      }
+    } else {
+      groups.put("", candidates);
+    }
+    Map<String, Object> params = new LinkedHashMap<>();
+    params.put("epsilon", epsilon);
+    params.put("scope", scope);
+    if (scope.equals("run")) {
+      params.put("window", window);
+    }
+    List<ProbeResult> out = new ArrayList<>();
+    ForkJoinPool pool = new ForkJoinPool(Runtime.getRuntime().availableProcessors());
+    try {
+      for (Map.Entry<String, List<Candidate>> g : groups.entrySet()) {
+        List<Candidate> group = g.getValue();
+        // Offline, the order given is the canonical order (PROBES.md §3.1).
+        if (scope.equals("run")) {
+          group = group.subList(Math.max(0, group.size() - window), group.size());
+        }
+        long nonfinite = group.stream().filter(c -> !c.finite()).count();
+        PredictiveMultiplicity.Result r =
+            PredictiveMultiplicity.compute(group, epsilon, group.size(), nonfinite, pool);
+        List<ProbeResult.Member> members = new ArrayList<>();
+        r.members()
+            .forEach(m -> members.add(new ProbeResult.Member(m.run(), m.step(), m.modelSha256())));
+        Candidate trigger = group.get(group.size() - 1);
+        String run = scope.equals("run") ? g.getKey() : null;
+        long at = scope.equals("run") ? trigger.step() : last.step();
+        String notes = r.notes().isEmpty() ? null : String.join("; ", r.notes());
+        if (members.isEmpty()) { // no candidate with finite logits: every metric null
+          out.add(
+              ProbeResult.of(
+                  experiment,
+                  run,
+                  at,
+                  trigger.modelSha256(),
+                  referenceSha,
+                  PredictiveMultiplicity.NAME,
+                  null,
+                  "reference",
+                  r.metrics(),
+                  params,
+                  notes,
+                  deviceName,
+                  now,
+                  latency));
+          continue;
+        }
+        ProbeResult result =
+            ProbeResult.ofMembers(
+                experiment,
+                run,
+                at,
+                trigger.modelSha256(),
+                referenceSha,
+                PredictiveMultiplicity.NAME,
+                "reference",
+                r.metrics(),
+                params,
+                notes,
+                deviceName,
+                now,
+                latency,
+                members,
+                r.baseline());
+        out.add(result);
+      }
+    } finally {
+      pool.shutdown();
+    }
+    return out;
+  }
+
   /** {@code --probe}, with {@code all} expanded; unknown names are a usage error. */
   private Set<String> probes() {
     Set<String> out = new LinkedHashSet<>();
@@ -317,11 +518,6 @@ final class ProbeCommand implements Callable<Integer> {
         out.addAll(EvaluationSpec.KNOWN_PROBES);
       } else if (EvaluationSpec.KNOWN_PROBES.contains(name)) {
         out.add(name);
-      } else if (name.equals("predictive_multiplicity")) {
-        throw new Main.UsageException(
-            "--probe predictive_multiplicity is not implemented in this version (it compares the"
-                + " checkpoints of an experiment); choose from "
-                + EvaluationSpec.KNOWN_PROBES);
       } else {
         throw new Main.UsageException(
             "--probe "

@@ -323,13 +323,17 @@ class CliTest {
     assertThat(missing.err()).startsWith("probestream: Missing required options:");
 
     List<String> args = ncbArgs();
-    args.addAll(List.of("--probe", "predictive_multiplicity"));
+    args.addAll(List.of("--probe", "predictive_multiplicity", "--scope", "seed"));
     Run probe = run(args.toArray(new String[0]));
     assertThat(probe.code()).isEqualTo(Main.USAGE);
     assertThat(probe.err())
-        .startsWith(
-            "probestream: error: --probe predictive_multiplicity is not implemented in this"
-                + " version");
+        .isEqualTo("probestream: error: --scope seed: expected experiment or run\n");
+    List<String> badStep = ncbArgs();
+    badStep.set(
+        badStep.indexOf("--model") + 1, "r@x=" + badStep.get(badStep.indexOf("--model") + 1));
+    Run step = run(badStep.toArray(new String[0]));
+    assertThat(step.code()).isEqualTo(Main.USAGE);
+    assertThat(step.err()).contains("STEP in RUN@STEP=FILE must be an integer");
     List<String> unknown = ncbArgs();
     unknown.addAll(List.of("--probe", "complexity"));
     Run typo = run(unknown.toArray(new String[0]));
@@ -337,7 +341,7 @@ class CliTest {
     assertThat(typo.err())
         .isEqualTo(
             "probestream: error: --probe complexity: unknown probe; choose from"
-                + " [neural_collapse, feature_complexity] or all\n");
+                + " [neural_collapse, feature_complexity, predictive_multiplicity] or all\n");
     List<String> beta = ncbArgs();
     beta.addAll(List.of("--probe", "all", "--ifm-beta", "-1"));
     Run badBeta = run(beta.toArray(new String[0]));

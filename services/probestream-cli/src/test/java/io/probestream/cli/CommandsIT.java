@@ -34,7 +34,7 @@ class CommandsIT {
     // One line per probe and layer, with the numbers of examples/mlp/expected.json and
     // expected-complexity.json at 4 significant digits; results arrive probe by probe.
     List<String> lines = r.out().lines().toList();
-    assertThat(lines).hasSize(4);
+    assertThat(lines).hasSize(5);
     assertThat(lines.get(0))
         .startsWith(
             "neural_collapse demo-mlp/seed-7 step 30 layer h1   samples 1000 nc1 0.2067 nc1_trace"
@@ -53,6 +53,12 @@ class CommandsIT {
             "feature_complexity demo-mlp/seed-7 step 30 layer h2   samples 1000 ifm_units 30"
                 + " ifm_ratio 0.9375 ifm_data_units 31 ifm_data_ratio 0.9688 effective_rank 11.30"
                 + " vinfo_r2 0.9999 vinfo_complexity 0.06361 vinfo_directions 8 width 32  (");
+    // One checkpoint: a Rashomon set of one, every multiplicity metric at its zero point.
+    assertThat(lines.get(4))
+        .startsWith(
+            "predictive_multiplicity demo-mlp step 30 samples 1000 ambiguity 0 discrepancy 0"
+                + " vpr_mean 0 rashomon_capacity_mean 1 disagreement_mean 0 rashomon_set_size 1"
+                + " models_seen 1 models_nonfinite 0 baseline_loss ");
     assertThat(r.err()).contains("probestream: dashboard  http://localhost:");
   }
 

@@ -107,8 +107,9 @@ class RestartIT {
         blob = p.blob("restart", model, 4096);
         p.checkpoint(manifest(blob, 1));
       }
-      // One layer, two probes (the default: neural_collapse and feature_complexity).
-      await().atMost(Duration.ofSeconds(60)).until(() -> seen.size() == 2);
+      // One layer, the default probes: neural_collapse and feature_complexity on the layer, and
+      // predictive_multiplicity for the experiment.
+      await().atMost(Duration.ofSeconds(60)).until(() -> seen.size() == 3);
     }
     seen.clear();
     try (ServiceRuntime rt = ServiceRuntime.start(config(), err)) {
@@ -118,7 +119,7 @@ class RestartIT {
           new Publisher(rt.bootstrap, config().topicNames(), 16 << 20, "restart-it")) {
         p.checkpoint(manifest(blob, 2)); // no reference set, no blob: both come from the data dir
       }
-      await().atMost(Duration.ofSeconds(60)).until(() -> seen.size() == 2);
+      await().atMost(Duration.ofSeconds(60)).until(() -> seen.size() == 3);
       for (ProbeResult r : seen) {
         assertThat(r.step()).isEqualTo(2); // step 1 was not evaluated again
         assertThat(r.metrics().get("samples")).isEqualTo(1000);
@@ -127,7 +128,8 @@ class RestartIT {
           .atMost(Duration.ofSeconds(10))
           .untilAsserted(
               () ->
-                  assertThat(stepsOnTheApi(rt.service.httpPort())).containsExactly(1L, 1L, 2L, 2L));
+                  assertThat(stepsOnTheApi(rt.service.httpPort()))
+                      .containsExactly(1L, 1L, 1L, 2L, 2L, 2L));
     }
   }
 }

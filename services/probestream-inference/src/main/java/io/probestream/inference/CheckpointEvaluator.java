@@ -8,6 +8,7 @@ import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.collapse.CollapseMoments;
 import io.probestream.probes.collapse.NeuralCollapseProbe;
 import io.probestream.probes.complexity.FeatureComplexity;
+import io.probestream.probes.multiplicity.PredictiveMultiplicity;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -101,7 +102,19 @@ public final class CheckpointEvaluator {
       String device,
       boolean cachedPass2,
       long samples,
-      boolean fusedStatistics) {
+      boolean fusedStatistics,
+      Logits logits) {
+
+    /** As the canonical constructor, without logits. */
+    public Evaluation(
+        Map<String, ProbeOutput> layers,
+        Map<String, ProbeOutput> complexity,
+        String device,
+        boolean cachedPass2,
+        long samples,
+        boolean fusedStatistics) {
+      this(layers, complexity, device, cachedPass2, samples, fusedStatistics, null);
+    }
 
     /** Every result: probe name → layer → output, in the order of {@link EvaluationSpec#probes}. */
     public Map<String, Map<String, ProbeOutput>> byProbe() {
@@ -115,6 +128,12 @@ public final class CheckpointEvaluator {
       return out;
     }
   }
+
+  /**
+   * The logits of every reference sample (N × columns, row-major, in reference-set order) and the
+   * labels, kept when the spec runs {@code predictive_multiplicity}.
+   */
+  public record Logits(float[] values, int columns, int[] labels) {}
 
   private final Config config;
   private final SessionCache sessions;
@@ -190,10 +209,11 @@ public final class CheckpointEvaluator {
     }
     boolean nc = spec.runs(NeuralCollapseProbe.NAME);
     boolean fc = spec.runs(FeatureComplexity.NAME);
+    boolean pm = spec.runs(PredictiveMultiplicity.NAME);
     try (SessionCache.Lease lease = session(plan, model, spec)) {
       ModelSession session = lease.session();
       checkInputShape(session.inputShape(), spec.input(), batches);
-      if (!fc && (config.fusedStatistics() || session.device().startsWith("cuda"))) {
+      if (!fc && !pm && (config.fusedStatistics() || session.device().startsWith("cuda"))) {
         Evaluation fused = fused(plan, model, spec, batches, session, total, progress);
         if (fused != null) {
           return fused;
@@ -211,12 +231,13 @@ public final class CheckpointEvaluator {
       long done = 0;
       long index = 0;
       boolean first = true;
+      LogitSink sink = pm ? new LogitSink(total) : null;
       for (ReferenceBatch batch : batches) {
         for (int from = 0; from < batch.rows(); from += config.batchSize()) {
           int rows = Math.min(config.batchSize(), batch.rows() - from);
           Map<String, float[]> inputs = new LinkedHashMap<>();
           Map<String, FeatureBatch> features =
-              features(session, spec, plan, batch, from, rows, index, classes, ranks, inputs);
+              features(session, spec, plan, batch, from, rows, index, classes, ranks, inputs, sink);
           if (first) {
             first = false;
             long ncBytes = checkBudget(features, classes[0], nc);
@@ -288,7 +309,8 @@ public final class CheckpointEvaluator {
                 frozen,
                 second,
                 fcPass2,
-                features(session, spec, plan, batch, from, rows, index, classes, ranks, null));
+                features(
+                    session, spec, plan, batch, from, rows, index, classes, ranks, null, null));
             index += rows;
             done += rows;
             progress.update("pass 2", done, total);
@@ -315,7 +337,8 @@ public final class CheckpointEvaluator {
                   fcOut.put(layer, new ProbeOutput(o.metrics(), params, o.notes()));
                 });
       }
-      return new Evaluation(out, fcOut, session.device(), caching, total, false);
+      return new Evaluation(
+          out, fcOut, session.device(), caching, total, false, sink == null ? null : sink.done());
     }
   }
 
@@ -778,7 +801,7 @@ public final class CheckpointEvaluator {
       for (int from = 0; from < batch.rows(); from += config.batchSize()) {
         int rows = Math.min(config.batchSize(), batch.rows() - from);
         Map<String, FeatureBatch> features =
-            features(session, spec, plan, batch, from, rows, from, classes, ranks, null);
+            features(session, spec, plan, batch, from, rows, from, classes, ranks, null, null);
         if (moments.isEmpty()) {
           checkBudget(features, classes[0], true);
         }
@@ -853,7 +876,8 @@ public final class CheckpointEvaluator {
       long firstIndex,
       int[] classes,
       Map<String, Integer> ranks,
-      Map<String, float[]> layerInputs) {
+      Map<String, float[]> layerInputs,
+      LogitSink sink) {
     int rowSize = batch.rowSize();
     float[] input = Arrays.copyOfRange(batch.input(), from * rowSize, (from + rows) * rowSize);
     long[] shape = batch.shape().clone();
@@ -926,6 +950,9 @@ public final class CheckpointEvaluator {
       }
     }
 
+    if (sink != null) {
+      sink.add(logits.values(), c, labels);
+    }
     Map<String, FeatureBatch> out = new LinkedHashMap<>();
     for (Map.Entry<String, String> layer : spec.layers().entrySet()) {
       ModelSession.Output o = outputs.get(layer.getValue());
@@ -959,6 +986,45 @@ public final class CheckpointEvaluator {
               firstIndex));
     }
     return out;
+  }
+
+  /** Collects the logits and labels of every mini-batch, in reference-set order. */
+  private static final class LogitSink {
+    private final long total;
+    private float[] values;
+    private int[] labels;
+    private int columns = -1;
+    private int rows;
+
+    LogitSink(long total) {
+      this.total = total;
+    }
+
+    void add(float[] logits, int cols, int[] y) {
+      if (values == null) {
+        if (total * cols > Integer.MAX_VALUE - 8) {
+          throw new InferenceException(
+              DlqReason.STATE_BUDGET_EXCEEDED,
+              "predictive_multiplicity keeps "
+                  + total
+                  + " × "
+                  + cols
+                  + " logits; more than one array can hold");
+        }
+        columns = cols;
+        values = new float[(int) (total * cols)];
+        labels = new int[(int) total];
+      }
+      System.arraycopy(logits, 0, values, rows * columns, y.length * columns);
+      System.arraycopy(y, 0, labels, rows, y.length);
+      rows += y.length;
+    }
+
+    Logits done() {
+      return values == null
+          ? new Logits(new float[0], Math.max(columns, 1), new int[0])
+          : new Logits(values, columns, labels);
+    }
   }
 
   /** A data-aware layer's input rows (rows × d_in), from its tensor or the model input. */

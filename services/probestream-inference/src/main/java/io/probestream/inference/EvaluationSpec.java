@@ -2,6 +2,7 @@ package io.probestream.inference;
 
 import io.probestream.probes.collapse.NeuralCollapseProbe;
 import io.probestream.probes.complexity.FeatureComplexity;
+import io.probestream.probes.multiplicity.PredictiveMultiplicity;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -12,9 +13,10 @@ import java.util.Set;
  * What to probe in one checkpoint: the model's data input, the probed layers (layer name → graph
  * tensor), the logits tensor, the classifier weight initializer (or null), the number of classes
  * (or null to take the logits' width), the reduction, the probes to run ({@link
- * NeuralCollapseProbe#NAME}, {@link FeatureComplexity#NAME}), the settings of {@code
- * feature_complexity}, and per layer the IFM weights a manifest names (layers not named are found
- * from the graph). Immutable.
+ * NeuralCollapseProbe#NAME}, {@link FeatureComplexity#NAME}; {@link PredictiveMultiplicity#NAME}
+ * keeps the logits of every reference sample for the caller's experiment state), the settings of
+ * {@code feature_complexity}, and per layer the IFM weights a manifest names (layers not named are
+ * found from the graph). Immutable.
  */
 public record EvaluationSpec(
     String input,
@@ -30,7 +32,9 @@ public record EvaluationSpec(
   /** The probes the evaluator knows, in result order. */
   public static final Set<String> KNOWN_PROBES =
       Collections.unmodifiableSet(
-          new LinkedHashSet<>(java.util.List.of(NeuralCollapseProbe.NAME, FeatureComplexity.NAME)));
+          new LinkedHashSet<>(
+              java.util.List.of(
+                  NeuralCollapseProbe.NAME, FeatureComplexity.NAME, PredictiveMultiplicity.NAME)));
 
   /**
    * The initializers of one layer for IFM: {@code in} [n0, d_in] (PyTorch layout; [d_in, n0] is

@@ -23,6 +23,7 @@ public record ProbestreamConfig(
     Model model,
     Retries retries,
     Probes probes,
+    Multiplicity multiplicity,
     Path dataDir) {
 
   static final ConfigKey DATA_DIR =
@@ -318,12 +319,13 @@ public record ProbestreamConfig(
       int maxWidth,
       int ifmDataMaxUnits) {
     /** The probes a checkpoint's reference set can run, in result order. */
-    public static final List<String> KNOWN = List.of("neural_collapse", "feature_complexity");
+    public static final List<String> KNOWN =
+        List.of("neural_collapse", "feature_complexity", "predictive_multiplicity");
 
     static final ConfigKey ENABLED =
         ConfigKey.of(
             "probestream.probes.enabled",
-            "neural_collapse,feature_complexity",
+            "neural_collapse,feature_complexity,predictive_multiplicity",
             "Probes run on each checkpoint's reference set (comma-separated; 'all' for every one).");
     static final ConfigKey BETA =
         ConfigKey.of(
@@ -387,6 +389,45 @@ public record ProbestreamConfig(
     }
   }
 
+  /** The experiment-wide state of {@code predictive_multiplicity} (PROBES.md §3). */
+  public record Multiplicity(double epsilon, int maxModels, String scope, int window) {
+    static final ConfigKey EPSILON =
+        ConfigKey.of(
+            "probestream.multiplicity.epsilon",
+            "0.05",
+            "Rashomon set: checkpoints whose reference loss is within epsilon nats of the best.");
+    static final ConfigKey MAX_MODELS =
+        ConfigKey.of(
+            "probestream.multiplicity.max-models",
+            "32",
+            "Members kept per experiment (their probabilities, N·K float32 each); past it the one"
+                + " with the highest loss is dropped and results say so.");
+    static final ConfigKey SCOPE =
+        ConfigKey.of(
+            "probestream.multiplicity.scope",
+            "experiment",
+            "experiment: one set across runs; run: per run, over its last 'window' checkpoints.");
+    static final ConfigKey WINDOW =
+        ConfigKey.of(
+            "probestream.multiplicity.window",
+            "5",
+            "With scope run: how many of a run's latest checkpoints form its candidates.");
+
+    public Multiplicity {
+      if (!scope.equals("experiment") && !scope.equals("run")) {
+        throw new ConfigException(SCOPE.name() + " = '" + scope + "': must be experiment or run");
+      }
+    }
+
+    static Multiplicity take(ConfigSource s) {
+      return new Multiplicity(
+          s.takeDouble(EPSILON, 0, 1e6),
+          s.takeInt(MAX_MODELS, 1, 10_000),
+          s.take(SCOPE),
+          s.takeInt(WINDOW, 1, 10_000));
+    }
+  }
+
   /** Every record takes its keys from {@code source}; leftover keys are an error. */
   public static ProbestreamConfig load(ConfigSource source) {
     ProbestreamConfig c =
@@ -400,6 +441,7 @@ public record ProbestreamConfig(
             Model.take(source),
             Retries.take(source),
             Probes.take(source),
+            Multiplicity.take(source),
             Path.of(source.take(DATA_DIR)).toAbsolutePath().normalize());
     source.rejectUnknown();
     return c;
@@ -447,7 +489,11 @@ public record ProbestreamConfig(
         Probes.K,
         Probes.ALPHA,
         Probes.MAX_WIDTH,
-        Probes.IFM_DATA_MAX_UNITS);
+        Probes.IFM_DATA_MAX_UNITS,
+        Multiplicity.EPSILON,
+        Multiplicity.MAX_MODELS,
+        Multiplicity.SCOPE,
+        Multiplicity.WINDOW);
   }
 
   /** The README's configuration table, generated from the key declarations. */

@@ -24,6 +24,9 @@ import java.util.TreeMap;
  * @param layer layer name, or null for experiment-wide probes
  * @param metrics key → value; a null value is "undefined for this data"; never null itself
  * @param notes the reasons for nulls and applied limits joined with "; ", or null
+ * @param members experiment-wide probes over a set of checkpoints (predictive multiplicity): the
+ *     members in canonical order; null for per-checkpoint probes
+ * @param baseline position of the baseline in {@code members}, or null
  */
 public record ProbeResult(
     String id,
@@ -40,7 +43,12 @@ public record ProbeResult(
     String notes,
     String device,
     Instant computedAt,
-    long latencyMs) {
+    long latencyMs,
+    java.util.List<Member> members,
+    Integer baseline) {
+
+  /** One member checkpoint of an experiment-wide result. */
+  public record Member(String run, long step, String modelSha256) {}
 
   private static final ObjectMapper JSON =
       new ObjectMapper().configure(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS, false);
@@ -51,6 +59,11 @@ public record ProbeResult(
     metrics = Collections.unmodifiableMap(new LinkedHashMap<>(metrics));
     params = Collections.unmodifiableMap(new LinkedHashMap<>(params));
     computedAt = computedAt.truncatedTo(ChronoUnit.MILLIS);
+    members = members == null ? null : java.util.List.copyOf(members);
+    if ((members == null) != (baseline == null)
+        || (baseline != null && (baseline < 0 || baseline >= members.size()))) {
+      throw new IllegalArgumentException("baseline " + baseline + " must index members " + members);
+    }
   }
 
   /** Builds a result whose id is derived from its identifying fields (DESIGN.md §3). */
@@ -86,7 +99,59 @@ public record ProbeResult(
         notes,
         device,
         computedAt,
-        latencyMs);
+        latencyMs,
+        null,
+        null);
+  }
+
+  /**
+   * An experiment-wide result over a set of checkpoints (DESIGN.md §3: {@code layer} null, {@code
+   * run} null, or the run when the set is one run's window; {@code step} and {@code modelSha256}
+   * those of the checkpoint that triggered it); its id also covers the members, so each update of
+   * the set is a new result.
+   */
+  public static ProbeResult ofMembers(
+      String experiment,
+      String run,
+      long step,
+      String modelSha256,
+      String referenceSha256,
+      String probe,
+      String split,
+      Map<String, Double> metrics,
+      Map<String, Object> params,
+      String notes,
+      String device,
+      Instant computedAt,
+      long latencyMs,
+      java.util.List<Member> members,
+      int baseline) {
+    Map<String, Object> keyed = new LinkedHashMap<>(params);
+    java.util.List<String> names = new java.util.ArrayList<>();
+    for (Member m : members) {
+      names.add(m.run() + "@" + m.step() + "@" + nz(m.modelSha256()));
+    }
+    keyed.put("members", names);
+    keyed.put("baseline", baseline);
+    String id = id(experiment, run, step, modelSha256, probe, null, split, referenceSha256, keyed);
+    return new ProbeResult(
+        id,
+        experiment,
+        run,
+        step,
+        modelSha256,
+        referenceSha256,
+        probe,
+        null,
+        split,
+        metrics,
+        params,
+        notes,
+        device,
+        computedAt,
+        latencyMs,
+        members,
+        baseline);
   }
 
   /**
@@ -176,6 +241,18 @@ public record ProbeResult(
     o.put("device", device);
     o.put("computed_at", computedAt.toString());
     o.put("latency_ms", latencyMs);
+    if (members != null) {
+      com.fasterxml.jackson.databind.node.ArrayNode a = o.putArray("members");
+      for (Member member : members) {
+        ObjectNode e = a.addObject();
+        e.put("run", member.run());
+        e.put("step", member.step());
+        if (member.modelSha256() != null) {
+          e.put("model_sha256", member.modelSha256());
+        }
+      }
+      o.put("baseline", baseline);
+    }
     try {
       return JSON.writeValueAsString(o);
     } catch (JsonProcessingException e) {

@@ -18,6 +18,9 @@ import io.probestream.inference.ReferenceBatch;
 import io.probestream.inference.SessionCache;
 import io.probestream.probes.ProbeOutput;
 import io.probestream.probes.complexity.FeatureComplexity;
+import io.probestream.probes.multiplicity.Candidate;
+import io.probestream.probes.multiplicity.MultiplicityState;
+import io.probestream.probes.multiplicity.PredictiveMultiplicity;
 import io.probestream.service.ingest.ReferenceIngest;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.publish.ResultPublisher;
@@ -42,6 +45,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
 import java.util.logging.Logger;
 
 /**
@@ -70,6 +74,10 @@ public final class CheckpointEngine {
   private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>();
   private final Map<String, Future<Void>> publishing = new HashMap<>(); // experiment → last publish
   private final Map<String, List<ReferenceBatch>> parsed = new LinkedHashMap<>(); // worker-owned
+  // experiment (scope experiment) or experiment|run (scope run) → its multiplicity state; each
+  // state is updated under its own lock on a worker
+  private final Map<String, MultiplicityState> multiplicity =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   private record Waiting(
       CheckpointManifest manifest, InputRecord record, Promise<Void> done, long since) {
@@ -375,7 +383,85 @@ public final class CheckpointEngine {
                 latency));
       }
     }
+    if (e.logits() != null) {
+      results.add(multiplicity(m, modelSha, reference.sha256(), e, now, t0));
+    }
     return results;
+  }
+
+  /**
+   * Adds the checkpoint to its experiment's (or run's) multiplicity state and gives the updated
+   * result (PROBES.md §3): every evaluated checkpoint re-forms the Rashomon set.
+   */
+  private ProbeResult multiplicity(
+      CheckpointManifest m,
+      String modelSha,
+      String referenceSha,
+      CheckpointEvaluator.Evaluation e,
+      Instant now,
+      long t0) {
+    ProbestreamConfig.Multiplicity cfg = config.multiplicity();
+    boolean perRun = cfg.scope().equals("run");
+    CheckpointEvaluator.Logits l = e.logits();
+    Candidate c;
+    try {
+      c = Candidate.ofLogits(m.run(), m.step(), modelSha, l.values(), l.columns(), l.labels());
+    } catch (IllegalArgumentException x) {
+      throw new PoisonException(DlqReason.LABEL_OUT_OF_RANGE, x.getMessage(), x);
+    }
+    MultiplicityState state =
+        multiplicity.computeIfAbsent(
+            perRun ? m.experiment() + "|" + m.run() : m.experiment(),
+            k -> new MultiplicityState(cfg.epsilon(), cfg.maxModels(), perRun ? cfg.window() : 0));
+    PredictiveMultiplicity.Result r;
+    synchronized (state) {
+      state.add(c);
+      r = state.result(ForkJoinPool.commonPool());
+    }
+    Map<String, Object> params = new LinkedHashMap<>();
+    params.put("epsilon", cfg.epsilon());
+    params.put("scope", cfg.scope());
+    if (perRun) {
+      params.put("window", cfg.window());
+    }
+    String notes = r.notes().isEmpty() ? null : String.join("; ", r.notes());
+    long latency = (System.nanoTime() - t0) / 1_000_000;
+    if (r.members().isEmpty()) {
+      return ProbeResult.of(
+          m.experiment(),
+          perRun ? m.run() : null,
+          m.step(),
+          modelSha,
+          referenceSha,
+          PredictiveMultiplicity.NAME,
+          null,
+          Headers.SPLIT_REFERENCE,
+          r.metrics(),
+          params,
+          notes,
+          e.device(),
+          now,
+          latency);
+    }
+    List<ProbeResult.Member> members = new ArrayList<>();
+    r.members()
+        .forEach(x -> members.add(new ProbeResult.Member(x.run(), x.step(), x.modelSha256())));
+    return ProbeResult.ofMembers(
+        m.experiment(),
+        perRun ? m.run() : null,
+        m.step(),
+        modelSha,
+        referenceSha,
+        PredictiveMultiplicity.NAME,
+        Headers.SPLIT_REFERENCE,
+        r.metrics(),
+        params,
+        notes,
+        e.device(),
+        now,
+        latency,
+        members,
+        r.baseline());
   }
 
   /**

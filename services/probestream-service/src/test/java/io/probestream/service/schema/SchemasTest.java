@@ -283,6 +283,23 @@ class SchemasTest {
         .containsExactlyInAnyOrder(
             "$.run = \"seed-3\": string found, null expected",
             "$.layer = \"fc2\": string found, null expected");
+    // One run's window (params.scope = run) names its run; the experiment scope does not.
+    assertThat(
+            errors(
+                r -> {
+                  r.put("probe", "predictive_multiplicity");
+                  r.putNull("layer");
+                  ((ObjectNode) r.get("params")).put("scope", "run");
+                }))
+        .isEmpty();
+    assertThat(
+            errors(
+                r -> {
+                  r.put("probe", "predictive_multiplicity");
+                  r.putNull("layer");
+                  ((ObjectNode) r.get("params")).put("scope", "experiment");
+                }))
+        .containsExactly("$.run = \"seed-3\": string found, null expected");
   }
 
   private interface Edit {
