@@ -9,6 +9,7 @@ import io.vertx.core.VerticleBase;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
+import io.vertx.ext.web.handler.StaticHandler;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -64,6 +65,10 @@ public final class HttpVerticle extends VerticleBase {
     router.get("/api/v1/experiments").handler(new ExperimentsRoute(view, references));
     router.get("/api/v1/experiments/:experiment/results").handler(new ResultsRoute(view));
     router.get("/api/v1/stream").handler(stream);
+    // The dashboard's chart library, from its webjar on the classpath.
+    router
+        .get("/webjars/uplot/*")
+        .handler(StaticHandler.create("META-INF/resources/webjars/uplot").setCachingEnabled(true));
     router
         .get("/")
         .handler(
