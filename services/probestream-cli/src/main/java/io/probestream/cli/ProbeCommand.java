@@ -465,25 +465,6 @@ final class ProbeCommand implements Callable<Integer> {
         String run = scope.equals("run") ? g.getKey() : null;
         long at = scope.equals("run") ? trigger.step() : last.step();
         String notes = r.notes().isEmpty() ? null : String.join("; ", r.notes());
-        if (members.isEmpty()) { // no candidate with finite logits: every metric null
-          out.add(
-              ProbeResult.of(
-                  experiment,
-                  run,
-                  at,
-                  trigger.modelSha256(),
-                  referenceSha,
-                  PredictiveMultiplicity.NAME,
-                  null,
-                  "reference",
-                  r.metrics(),
-                  params,
-                  notes,
-                  deviceName,
-                  now,
-                  latency));
-          continue;
-        }
         ProbeResult result =
             ProbeResult.ofMembers(
                 experiment,

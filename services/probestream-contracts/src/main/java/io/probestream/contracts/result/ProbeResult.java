@@ -108,7 +108,8 @@ public record ProbeResult(
    * An experiment-wide result over a set of checkpoints (DESIGN.md §3: {@code layer} null, {@code
    * run} null, or the run when the set is one run's window; {@code step} and {@code modelSha256}
    * those of the checkpoint that triggered it); its id also covers the members, so each update of
-   * the set is a new result.
+   * the set is a new result. With no members (no candidate had finite logits) the result has none,
+   * like a per-checkpoint one.
    */
   public static ProbeResult ofMembers(
       String experiment,
@@ -126,6 +127,23 @@ public record ProbeResult(
       long latencyMs,
       java.util.List<Member> members,
       int baseline) {
+    if (members.isEmpty()) { // no member (no finite candidate): a plain result, every metric null
+      return of(
+          experiment,
+          run,
+          step,
+          modelSha256,
+          referenceSha256,
+          probe,
+          null,
+          split,
+          metrics,
+          params,
+          notes,
+          device,
+          computedAt,
+          latencyMs);
+    }
     Map<String, Object> keyed = new LinkedHashMap<>(params);
     java.util.List<String> names = new java.util.ArrayList<>();
     for (Member m : members) {

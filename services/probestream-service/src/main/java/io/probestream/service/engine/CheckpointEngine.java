@@ -426,23 +426,6 @@ public final class CheckpointEngine {
     }
     String notes = r.notes().isEmpty() ? null : String.join("; ", r.notes());
     long latency = (System.nanoTime() - t0) / 1_000_000;
-    if (r.members().isEmpty()) {
-      return ProbeResult.of(
-          m.experiment(),
-          perRun ? m.run() : null,
-          m.step(),
-          modelSha,
-          referenceSha,
-          PredictiveMultiplicity.NAME,
-          null,
-          Headers.SPLIT_REFERENCE,
-          r.metrics(),
-          params,
-          notes,
-          e.device(),
-          now,
-          latency);
-    }
     List<ProbeResult.Member> members = new ArrayList<>();
     r.members()
         .forEach(x -> members.add(new ProbeResult.Member(x.run(), x.step(), x.modelSha256())));
