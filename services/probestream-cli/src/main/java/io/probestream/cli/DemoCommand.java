@@ -1,17 +1,13 @@
 package io.probestream.cli;
 
-import io.probestream.contracts.checkpoint.CheckpointManifest;
 import io.probestream.contracts.config.ConfigException;
 import io.probestream.contracts.config.ProbestreamConfig;
 import io.probestream.contracts.result.ProbeResult;
 import io.probestream.service.kafka.KafkaSettings;
 import io.probestream.service.publish.Publisher;
-import java.io.IOException;
-import java.io.InputStream;
+import io.probestream.trainer.SimulatedTrainer;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -25,9 +21,10 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * {@code probestream demo}: the embedded broker, the service, and the bundled example published
- * through the same {@link Publisher} as {@code probestream publish}; results are printed as they
- * arrive.
+ * {@code probestream demo}: the embedded broker, the service, and the simulated trainer (several
+ * seeds of small MLPs trained in plain Java) publishing to it through the same {@link Publisher} as
+ * {@code probestream publish}; probe results are printed as they arrive, training progress on
+ * stderr.
  */
 @Command(
     name = "demo",
@@ -35,24 +32,30 @@ import picocli.CommandLine.Option;
     versionProvider = Main.Version.class,
     sortOptions = false,
     description = {
-      "Starts an in-process Kafka broker and the service, publishes the bundled example (a small"
-          + " MLP and its reference set), and prints probe results as they arrive.",
-      "Runs until Ctrl-C (or, with --once, until the example's results are in)."
+      "Starts an in-process Kafka broker and the service, trains small MLPs (three seeds by"
+          + " default) on a synthetic task, publishes a checkpoint of each every few steps, and"
+          + " prints probe results as they arrive.",
+      "Runs until Ctrl-C (or, with --once, until the last checkpoint's results are in)."
     })
 final class DemoCommand implements Callable<Integer> {
-  private static final String EXPERIMENT = "demo-mlp";
+  private static final String EXPERIMENT = "demo-sim";
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Mixin ServiceOptions options;
 
-  @Option(names = "--once", description = "Exit once the example's results are in (for scripts).")
+  @Mixin TrainSimCommand.Training training;
+
+  @Option(
+      names = "--once",
+      description = "Exit once every checkpoint's results are in (for scripts and tests).")
   boolean once;
 
   @Override
   public Integer call() throws Exception {
     PrintWriter err = spec.commandLine().getErr();
     PrintWriter out = spec.commandLine().getOut();
+    SimulatedTrainer.Options trainer = training.options(EXPERIMENT);
     Map<String, String> forced = new LinkedHashMap<>();
     if (options.bootstrapServers == null) {
       forced.put("kafka.embedded", "true");
@@ -70,11 +73,13 @@ final class DemoCommand implements Callable<Integer> {
       throw new Main.UsageException(e.getMessage());
     }
     try (ServiceRuntime rt = ServiceRuntime.start(config, err)) {
-      // One result per layer (h1, h2) and per-layer probe, and one for the experiment.
+      // Per checkpoint one result per layer (h1, h2) and per-layer probe, and one for the
+      // experiment's predictive multiplicity.
       List<String> probes = config.probes().enabled();
-      boolean multiplicity = probes.contains("predictive_multiplicity");
-      CountDownLatch results =
-          new CountDownLatch(2 * (probes.size() - (multiplicity ? 1 : 0)) + (multiplicity ? 1 : 0));
+      int multiplicity = probes.contains("predictive_multiplicity") ? 1 : 0;
+      long perCheckpoint = 2L * (probes.size() - multiplicity) + multiplicity;
+      long checkpoints = trainer.seeds() * trainer.checkpointsPerRun();
+      CountDownLatch results = new CountDownLatch((int) (checkpoints * perCheckpoint));
       rt.service
           .results()
           .addListener(
@@ -83,70 +88,114 @@ final class DemoCommand implements Callable<Integer> {
                   out.println(line(r));
                   out.flush();
                 }
-                results.countDown();
+                if (r.experiment().equals(EXPERIMENT)) {
+                  results.countDown();
+                }
               });
       err.printf("probestream: Kafka %s (embedded: %s)%n", rt.bootstrap, rt.broker != null);
       ServeCommand.printUrls(err, rt.service.httpPort());
-      publishExample(rt.bootstrap, config, err);
+      err.printf(
+          "probestream: training %s: %d seed(s) × %d steps, a checkpoint every %d steps (%d"
+              + " checkpoints, %d results to come)%n",
+          EXPERIMENT,
+          trainer.seeds(),
+          trainer.steps(),
+          trainer.checkpointEvery(),
+          checkpoints,
+          checkpoints * perCheckpoint);
       err.flush();
+      Training job = new Training(rt.bootstrap, config, trainer, err);
+      job.thread.start();
       if (once) {
+        job.thread.join();
+        if (job.failure != null) {
+          throw new Main.Failure(
+              "the simulated trainer failed: " + job.failure.getMessage(), job.failure);
+        }
         if (!results.await(120, TimeUnit.SECONDS)) {
-          throw new Main.Failure("no results within 120 s; see the log above", null);
+          throw new Main.Failure(
+              "training finished but "
+                  + results.getCount()
+                  + " results had not arrived 120 s later; see the log above",
+              null);
         }
         return 0;
       }
       err.println("probestream: watching; Ctrl-C stops");
       err.flush();
-      rt.runUntilStopped(err);
+      CountDownLatch stopped = new CountDownLatch(1);
+      Runtime.getRuntime()
+          .addShutdownHook(
+              new Thread(
+                  () -> {
+                    err.println("probestream: stopping…");
+                    err.flush();
+                    job.thread.interrupt();
+                    try {
+                      job.thread.join(10_000);
+                    } catch (InterruptedException e) {
+                      Thread.currentThread().interrupt();
+                    }
+                    stop(rt);
+                    stopped.countDown();
+                  },
+                  "probestream-shutdown"));
+      job.thread.join();
+      if (job.failure != null) {
+        err.println("probestream: the simulated trainer failed: " + job.failure.getMessage());
+      } else if (!job.interrupted) {
+        err.println("probestream: training finished; the service keeps serving; Ctrl-C stops");
+      }
+      err.flush();
+      stopped.await();
     }
     return 0;
   }
 
-  private static void publishExample(String bootstrap, ProbestreamConfig config, PrintWriter err)
-      throws Exception {
-    byte[] model = resource("model.onnx");
-    List<byte[]> reference = new ArrayList<>();
-    reference.add(resource("reference-0.safetensors"));
-    reference.add(resource("reference-1.safetensors"));
-    try (Publisher p =
-        new Publisher(
-            bootstrap,
-            config.topicNames(),
-            config.limits().maxBatchBytes() + KafkaSettings.SLACK_BYTES,
-            "probestream-demo")) {
-      p.reference(EXPERIMENT, reference);
-      CheckpointManifest.Blob blob = p.blob(EXPERIMENT, model, Publisher.DEFAULT_CHUNK_BYTES);
-      Map<String, String> layers = new LinkedHashMap<>();
-      layers.put("h1", "h1");
-      layers.put("h2", "h2");
-      p.checkpoint(
-          new CheckpointManifest(
-              EXPERIMENT,
-              "seed-7",
-              30,
-              30L,
-              Map.of("accuracy", 0.978),
-              blob,
-              "input",
-              layers,
-              "logits",
-              "classifier.weight",
-              5));
-    }
-    err.printf(
-        "probestream: published experiment %s: 2 reference batches (1,000 samples), a %s model, checkpoint step 30%n",
-        EXPERIMENT, "" + model.length + " bytes");
+  // The trainer thread is stopped first, so it never publishes to a closed broker.
+  private static void stop(ServiceRuntime rt) {
+    rt.close();
   }
 
-  private static byte[] resource(String name) {
-    try (InputStream in = DemoCommand.class.getResourceAsStream("/examples/mlp/" + name)) {
-      if (in == null) {
-        throw new IllegalStateException(
-            "the bundled example file " + name + " is missing from the jar");
-      }
-      return in.readAllBytes();
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
+  /** The trainer on its own thread; {@code failure} is set when it ends in error. */
+  private static final class Training {
+    final Thread thread;
+    volatile Exception failure;
+    volatile boolean interrupted;
+
+    Training(
+        String bootstrap,
+        ProbestreamConfig config,
+        SimulatedTrainer.Options options,
+        PrintWriter err) {
+      this.thread =
+          new Thread(
+              () -> {
+                try (Publisher p =
+                    new Publisher(
+                        bootstrap,
+                        config.topicNames(),
+                        config.limits().maxBatchBytes() + KafkaSettings.SLACK_BYTES,
+                        "probestream-demo")) {
+                  new SimulatedTrainer(options)
+                      .run(
+                          TrainSimCommand.sink(p),
+                          c -> {
+                            synchronized (err) {
+                              err.println(
+                                  "probestream: "
+                                      + TrainSimCommand.progress(EXPERIMENT, options, c));
+                              err.flush();
+                            }
+                          });
+                } catch (InterruptedException e) {
+                  interrupted = true; // Ctrl-C: the shutdown hook stops training first
+                } catch (Exception e) {
+                  failure = e;
+                }
+              },
+              "probestream-trainer");
+      thread.setDaemon(true);
     }
   }
 
@@ -182,6 +231,13 @@ final class DemoCommand implements Callable<Integer> {
               b.append(' ').append(k).append(' ').append(fmt(v));
             }
           });
+      if (r.members() != null) {
+        // which runs the ε-Rashomon set draws on: checkpoints per run, by run
+        Map<String, Integer> perRun = new java.util.TreeMap<>();
+        r.members().forEach(c -> perRun.merge(String.valueOf(c.run()), 1, Integer::sum));
+        b.append(" members");
+        perRun.forEach((run, n) -> b.append(' ').append(run).append(':').append(n));
+      }
       body = b.toString();
     }
     return String.format(Locale.ROOT, "%s%s  (%d ms, %s)", head, body, r.latencyMs(), r.device());

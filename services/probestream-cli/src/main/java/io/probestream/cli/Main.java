@@ -17,6 +17,7 @@ import picocli.CommandLine.Command;
       ServeCommand.class,
       ProbeCommand.class,
       PublishCommand.class,
+      TrainSimCommand.class,
       InspectCommand.class,
       CommandLine.HelpCommand.class
     })

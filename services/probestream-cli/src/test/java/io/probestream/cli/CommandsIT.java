@@ -14,6 +14,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -27,39 +31,77 @@ class CommandsIT {
   @TempDir Path dir;
 
   @Test
-  void demoPublishesTheExampleAndPrintsItsResults() throws Exception {
+  void demoTrainsThreeSeedsAndPrintsTheirResults() throws Exception {
     CliTest.Run r =
-        CliTest.run("demo", "--once", "--data-dir", dir.toString(), "--set", "workers.threads=1");
+        CliTest.run(
+            "demo",
+            "--once",
+            "--steps",
+            "300",
+            "--checkpoint-every",
+            "100",
+            "--speed",
+            "max",
+            "--data-dir",
+            dir.toString(),
+            "--set",
+            "workers.threads=1");
     assertThat(r.code()).as(r.err()).isEqualTo(0);
-    // One line per probe and layer, with the numbers of examples/mlp/expected.json and
-    // expected-complexity.json at 4 significant digits; results arrive probe by probe.
+    // 3 seeds × 3 checkpoints (steps 100, 200, 300), each with 2 layers × 2 per-layer probes
+    // and one predictive_multiplicity result: 45 lines.
     List<String> lines = r.out().lines().toList();
-    assertThat(lines).hasSize(5);
-    assertThat(lines.get(0))
-        .startsWith(
-            "neural_collapse demo-mlp/seed-7 step 30 layer h1   samples 1000 nc1 0.2067 nc1_trace"
-                + " 0.5145 etf 0.4417 cdnv 0.2308  (");
-    assertThat(lines.get(1))
-        .startsWith(
-            "neural_collapse demo-mlp/seed-7 step 30 layer h2   samples 1000 nc1 0.1681 nc1_trace"
-                + " 0.2299 etf 0.4359 cdnv 0.1036 nc3 0.2405 nc4 0.01200  (");
-    assertThat(lines.get(2))
-        .startsWith(
-            "feature_complexity demo-mlp/seed-7 step 30 layer h1   samples 1000 ifm_units 63"
-                + " ifm_ratio 0.9844 ifm_data_units 63 ifm_data_ratio 0.9844 effective_rank 36.68"
-                + " vinfo_r2 0.8729 width 64  (");
-    assertThat(lines.get(3))
-        .startsWith(
-            "feature_complexity demo-mlp/seed-7 step 30 layer h2   samples 1000 ifm_units 30"
-                + " ifm_ratio 0.9375 ifm_data_units 31 ifm_data_ratio 0.9688 effective_rank 11.30"
-                + " vinfo_r2 0.9999 vinfo_complexity 0.06361 vinfo_directions 8 width 32  (");
-    // One checkpoint: a Rashomon set of one, every multiplicity metric at its zero point.
-    assertThat(lines.get(4))
-        .startsWith(
-            "predictive_multiplicity demo-mlp step 30 samples 1000 ambiguity 0 discrepancy 0"
-                + " vpr_mean 0 rashomon_capacity_mean 1 disagreement_mean 0 rashomon_set_size 1"
-                + " models_seen 1 models_nonfinite 0 baseline_loss ");
+    assertThat(lines).hasSize(45);
+    Pattern perLayer =
+        Pattern.compile(
+            "(neural_collapse|feature_complexity) demo-sim/(seed-[123]) step (100|200|300) layer"
+                + " (h1|h2) +samples 1000 .*");
+    Map<String, Integer> seen = new TreeMap<>();
+    Map<String, Double> nc1 = new TreeMap<>();
+    String lastMultiplicity = null;
+    for (String line : lines) {
+      if (line.startsWith("predictive_multiplicity ")) {
+        assertThat(line)
+            .matches("predictive_multiplicity demo-sim step (100|200|300) samples 1000 .*");
+        lastMultiplicity = line;
+        continue;
+      }
+      Matcher m = perLayer.matcher(line);
+      assertThat(m.matches()).as(line).isTrue();
+      seen.merge(m.group(1) + " " + m.group(4), 1, Integer::sum);
+      if (m.group(1).equals("neural_collapse")) {
+        Matcher v = Pattern.compile(" nc1 ([0-9.e-]+) ").matcher(line);
+        assertThat(v.find()).as(line).isTrue();
+        nc1.put(m.group(2) + "@" + m.group(3) + " " + m.group(4), Double.parseDouble(v.group(1)));
+      }
+    }
+    // every probe and layer for each of the 9 checkpoints
+    assertThat(seen)
+        .containsExactlyEntriesOf(
+            new TreeMap<>(
+                Map.of(
+                    "feature_complexity h1", 9,
+                    "feature_complexity h2", 9,
+                    "neural_collapse h1", 9,
+                    "neural_collapse h2", 9)));
+    // Training drives the probes: within-class variability on the reference set shrinks
+    // relative to the class means as every seed fits its training set (PROBES.md §1).
+    for (String seed : List.of("seed-1", "seed-2", "seed-3")) {
+      assertThat(nc1.get(seed + "@300 h2")).as(seed).isLessThan(nc1.get(seed + "@100 h2"));
+    }
+    // The last update of the experiment's ε-Rashomon set: all nine checkpoints seen, and its
+    // members come from all three runs (the seeds end within 0.05 nats of each other).
+    assertThat(lastMultiplicity)
+        .contains(" models_seen 9 ")
+        .containsPattern(" members seed-1:[1-3] seed-2:[1-3] seed-3:[1-3]  \\(");
     assertThat(r.err()).contains("probestream: dashboard  http://localhost:");
+    // one progress line per checkpoint, on stderr
+    assertThat(r.err().lines().filter(l -> l.startsWith("probestream: train demo-sim/")))
+        .hasSize(9)
+        .anyMatch(
+            l ->
+                l.startsWith("probestream: train demo-sim/seed-3 step 300 loss ")
+                    && l.contains(" accuracy 1.0000 ")
+                    && l.contains("(checkpoint 3/3, "));
   }
 
   @Test

@@ -48,6 +48,24 @@ class LayeringTest {
           .because("inference runs the same way offline and in the service");
 
   @ArchTest
+  static final ArchRule trainerIsAnExternalJob =
+      noClasses()
+          .that()
+          .resideInAPackage("io.probestream.trainer..")
+          .should()
+          .dependOnClassesThat()
+          .resideInAnyPackage(
+              "io.vertx..",
+              "ai.onnxruntime..",
+              "io.probestream.service..",
+              "io.probestream.inference..",
+              "io.probestream.probes..",
+              "io.probestream.embedded..")
+          .because(
+              "the simulated trainer stands for an external training job: it builds on contracts"
+                  + " alone and hands its records to a sink (the CLI wires in the Publisher)");
+
+  @ArchTest
   static final ArchRule nothingDependsOnTheCli =
       noClasses()
           .that()
@@ -64,9 +82,11 @@ class LayeringTest {
           .resideInAPackage("io.probestream.service..")
           .should()
           .dependOnClassesThat()
-          .resideInAnyPackage("io.probestream.testkit..", "io.probestream.embedded..")
+          .resideInAnyPackage(
+              "io.probestream.testkit..", "io.probestream.embedded..", "io.probestream.trainer..")
           .because(
-              "the service runs against any cluster; only the CLI wires in the embedded broker");
+              "the service runs against any cluster; only the CLI wires in the embedded broker"
+                  + " and the simulated trainer");
 
   @ArchTest
   static final ArchRule verticlesAreNamedAndPlaced =
