@@ -255,6 +255,9 @@ class SchemasTest {
         .containsExactly(
             "$.metrics: property 'NC1' name is not valid: does not match the regex pattern"
                 + " ^[a-z][a-z0-9_]*$");
+    // A live train/eval result is not computed on the reference set: null is allowed there only.
+    assertThat(errors(r -> r.put("split", "train").putNull("reference_sha256"))).isEmpty();
+    assertThat(errors(r -> r.putNull("reference_sha256"))).isNotEmpty();
     assertThat(errors(r -> r.put("computed_at", "yesterday")))
         .containsExactly(
             "$.computed_at = \"yesterday\": does not match the date-time pattern must be a valid"
