@@ -44,6 +44,24 @@ class CliTest {
     }
   }
 
+  /**
+   * The configuration the CLI's service ITs run with: the embedded broker, an ephemeral HTTP port
+   * on 127.0.0.1, {@code dataDir}, one worker, and the given extra keys (name, value pairs).
+   */
+  static io.probestream.contracts.config.ProbestreamConfig embeddedConfig(
+      java.nio.file.Path dataDir, String... extra) {
+    Map<String, String> flags = new LinkedHashMap<>();
+    flags.put("kafka.embedded", "true");
+    flags.put("http.port", "0");
+    flags.put("http.host", "127.0.0.1");
+    flags.put("data-dir", dataDir.toString());
+    flags.put("workers.threads", "1");
+    for (int i = 0; i < extra.length; i += 2) {
+      flags.put(extra[i], extra[i + 1]);
+    }
+    return io.probestream.contracts.config.ProbestreamConfig.of(flags);
+  }
+
   static Run run(String... args) {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();

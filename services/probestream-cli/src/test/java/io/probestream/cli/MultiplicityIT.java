@@ -17,7 +17,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -118,14 +117,8 @@ class MultiplicityIT {
 
   @Test
   void throughKafkaEachCheckpointUpdatesTheResultAsTheCliWould() throws Exception {
-    Map<String, String> flags = new LinkedHashMap<>();
-    flags.put("kafka.embedded", "true");
-    flags.put("http.port", "0");
-    flags.put("http.host", "127.0.0.1");
-    flags.put("data-dir", dataDir.toString());
-    flags.put("workers.threads", "1");
-    flags.put("probes.enabled", "predictive_multiplicity");
-    ProbestreamConfig config = ProbestreamConfig.of(flags);
+    ProbestreamConfig config =
+        CliTest.embeddedConfig(dataDir, "probes.enabled", "predictive_multiplicity");
     List<ProbeResult> seen = new CopyOnWriteArrayList<>();
     try (ServiceRuntime rt = ServiceRuntime.start(config, new PrintWriter(new StringWriter()));
         Publisher p =

@@ -54,14 +54,7 @@ class PythonClientIT {
         PYTHON
             + " is missing: apt-get install python3 python3-numpy python3-torch python3-onnx"
             + " python3-confluent-kafka");
-    Map<String, String> flags = new LinkedHashMap<>();
-    flags.put("kafka.embedded", "true");
-    flags.put("http.port", "0");
-    flags.put("http.host", "127.0.0.1");
-    flags.put("data-dir", dataDir.toString());
-    flags.put("workers.threads", "1");
-    flags.put("probes.enabled", "neural_collapse");
-    ProbestreamConfig config = ProbestreamConfig.of(flags);
+    ProbestreamConfig config = CliTest.embeddedConfig(dataDir, "probes.enabled", "neural_collapse");
     Topics topics = config.topicNames();
     try (ServiceRuntime rt = ServiceRuntime.start(config, new PrintWriter(new StringWriter()))) {
       Path log = work.resolve("python.log");

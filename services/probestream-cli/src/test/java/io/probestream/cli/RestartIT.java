@@ -39,13 +39,7 @@ class RestartIT {
   @TempDir Path dataDir;
 
   private ProbestreamConfig config() {
-    Map<String, String> flags = new LinkedHashMap<>();
-    flags.put("kafka.embedded", "true");
-    flags.put("http.port", "0");
-    flags.put("http.host", "127.0.0.1");
-    flags.put("data-dir", dataDir.toString());
-    flags.put("workers.threads", "1");
-    return ProbestreamConfig.of(flags);
+    return CliTest.embeddedConfig(dataDir);
   }
 
   private static CheckpointManifest manifest(CheckpointManifest.Blob blob, long step) {
