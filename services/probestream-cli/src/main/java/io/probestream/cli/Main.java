@@ -1,6 +1,11 @@
 package io.probestream.cli;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -94,13 +99,38 @@ public final class Main implements Runnable {
     }
   }
 
-  /** The version from the jar manifest, or "dev" when run from classes. */
+  /**
+   * The build's version, git commit and build time from {@code version.properties} (filtered by the
+   * build), else the jar manifest's version, else "dev"; then the Java runtime.
+   */
   static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() {
-      String v = Main.class.getPackage().getImplementationVersion();
+      Properties build = new Properties();
+      try (InputStream in = Main.class.getResourceAsStream("version.properties")) {
+        if (in != null) {
+          build.load(in);
+        }
+      } catch (IOException e) {
+        // no build information: fall back to the manifest
+      }
+      String v = known(build.getProperty("version"));
+      if (v == null) {
+        v = Main.class.getPackage().getImplementationVersion();
+      }
+      List<String> details = new ArrayList<>();
+      String commit = known(build.getProperty("commit"));
+      if (commit != null) {
+        details.add("commit " + commit);
+      }
+      String built = known(build.getProperty("built"));
+      if (built != null) {
+        details.add("built " + built);
+      }
       return new String[] {
-        "probestream " + (v == null ? "dev" : v),
+        "probestream "
+            + (v == null ? "dev" : v)
+            + (details.isEmpty() ? "" : " (" + String.join(", ", details) + ")"),
         "Java "
             + System.getProperty("java.version")
             + ", "
@@ -108,6 +138,15 @@ public final class Main implements Runnable {
             + " "
             + System.getProperty("os.arch")
       };
+    }
+
+    /** The value, or null when it is blank, "unknown" or an unfiltered ${placeholder}. */
+    private static String known(String value) {
+      if (value == null) {
+        return null;
+      }
+      String v = value.trim();
+      return v.isEmpty() || v.equals("unknown") || v.contains("${") ? null : v;
     }
   }
 }

@@ -20,7 +20,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
-import java.util.jar.JarFile;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
@@ -361,7 +360,7 @@ class InfraFilesIT {
   // ------------------------------------------------------------------------------------ compose
 
   @Test
-  void composeMountsAndBuildsFromFilesThatExist() throws IOException {
+  void composeMountsAndBuildsFromFilesThatExist() throws IOException, InterruptedException {
     JsonNode compose = YAML.readTree(COMPOSE.toFile());
     JsonNode services = compose.path("services");
     assertThat(services.fieldNames())
@@ -385,7 +384,7 @@ class InfraFilesIT {
         if (!Files.isRegularFile(df)) {
           missing.add(service + ": dockerfile " + df);
         } else {
-          checkDockerfile(ctx, df, missing);
+          checkDockerfile(ctx, df, s.getValue().path("command"), missing);
         }
       }
       for (JsonNode v : s.getValue().path("volumes")) {
@@ -423,24 +422,41 @@ class InfraFilesIT {
     assertThat(services.path("kafka").path("image").asText()).startsWith("apache/kafka:");
   }
 
-  /** COPY sources must be the CLI module's build outputs, kept by the Dockerfile's ignore file. */
-  private static void checkDockerfile(Path ctx, Path dockerfile, List<String> missing)
-      throws IOException {
+  /**
+   * The image installs the CLI module's distribution tarball (src/assembly/dist.xml), the only
+   * source its ignore file lets into the context; COPY --from a build stage copies nothing from the
+   * context. The entry point is the distribution's launcher and CMD is compose's command.
+   */
+  private static void checkDockerfile(
+      Path ctx, Path dockerfile, JsonNode composeCommand, List<String> missing)
+      throws IOException, InterruptedException {
     String ignore = "";
     Path ignoreFile = dockerfile.resolveSibling(dockerfile.getFileName() + ".dockerignore");
     if (Files.exists(ignoreFile)) {
       ignore = Files.readString(ignoreFile);
     }
-    Path cliPom = ROOT.resolve("services/probestream-cli/pom.xml");
-    String pom = Files.readString(cliPom);
-    assertThat(pom).contains("<finalName>probestream</finalName>", "/lib</outputDirectory>");
+    Path cli = ROOT.resolve("services/probestream-cli");
+    String pom = Files.readString(cli.resolve("pom.xml"));
+    assertThat(pom)
+        .contains(
+            "<finalName>probestream</finalName>",
+            "<artifactId>maven-assembly-plugin</artifactId>",
+            "<descriptor>src/assembly/dist.xml</descriptor>",
+            "<finalName>probestream-${project.version}</finalName>");
+    assertThat(Files.readString(cli.resolve("src/assembly/dist.xml")))
+        .contains("<format>tar.gz</format>", "<baseDirectory>probestream-${project.version}<");
+    assertThat(cli.resolve("src/assembly/bin/probestream")).isRegularFile().isExecutable();
     int copies = 0;
-    for (String line : Files.readAllLines(dockerfile)) {
+    List<String> lines = Files.readAllLines(dockerfile);
+    for (String line : lines) {
       String[] words = line.trim().split("\\s+");
       if (words.length < 3 || !words[0].equals("COPY")) {
         continue;
       }
       copies++;
+      if (words[1].startsWith("--from=")) {
+        continue;
+      }
       for (int i = 1; i < words.length - 1; i++) {
         String src = words[i];
         if (src.startsWith("--")) {
@@ -449,7 +465,7 @@ class InfraFilesIT {
         Path p = ctx.resolve(src).normalize();
         // build outputs: on a clean checkout the CLI module is packaged after this module's tests
         if (src.startsWith("services/probestream-cli/target/")) {
-          assertThat(src).matches("services/probestream-cli/target/(probestream\\.jar|lib/?)");
+          assertThat(src).isEqualTo("services/probestream-cli/target/probestream-*.tar.gz");
         } else if (!Files.exists(p)) {
           missing.add("Dockerfile COPY " + src);
         }
@@ -459,13 +475,42 @@ class InfraFilesIT {
       }
     }
     assertThat(copies).as("COPY lines in %s", dockerfile).isGreaterThanOrEqualTo(2);
-    // where the jar is built, its manifest must find lib/ beside it, as the image lays it out
-    Path jar = ROOT.resolve("services/probestream-cli/target/probestream.jar");
-    if (Files.exists(jar)) {
-      try (JarFile jf = new JarFile(jar.toFile())) {
-        assertThat(jf.getManifest().getMainAttributes().getValue("Class-Path")).startsWith("lib/");
-      }
+    String text = String.join("\n", lines);
+    assertThat(text)
+        .contains("ENTRYPOINT [\"/opt/probestream/bin/probestream\"]")
+        .containsPattern("(?m)^FROM eclipse-temurin:17-jre$");
+    // CMD is compose's command, so `docker run probestream:local` does what compose does
+    Matcher cmd = Pattern.compile("(?m)^CMD (\\[.*\\])$").matcher(text);
+    assertThat(cmd.find()).as("a CMD [...] line in %s", dockerfile).isTrue();
+    List<String> cmdWords = new ArrayList<>();
+    JSON.readTree(cmd.group(1)).forEach(w -> cmdWords.add(w.asText()));
+    List<String> composeWords = new ArrayList<>();
+    composeCommand.forEach(w -> composeWords.add(w.asText()));
+    assertThat(cmdWords).as("Dockerfile CMD vs compose command").isEqualTo(composeWords);
+
+    // where the distribution is built, it has the layout the image relies on
+    String version = pomVersion(ROOT.resolve("pom.xml"));
+    Path tarball = cli.resolve("target/probestream-" + version + ".tar.gz");
+    if (Files.exists(tarball)) {
+      Process p =
+          new ProcessBuilder("tar", "-tzf", tarball.toString()).redirectErrorStream(true).start();
+      String listing = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("tar -tzf %s", tarball).isTrue();
+      assertThat(p.exitValue()).as(listing).isEqualTo(0);
+      String base = "probestream-" + version + "/";
+      assertThat(listing.lines().toList())
+          .contains(base + "bin/probestream", base + "lib/probestream.jar")
+          .allMatch(e -> e.startsWith(base), "under " + base);
     }
+  }
+
+  /** The parent pom's own version (the first <version> after the parent's artifactId). */
+  private static String pomVersion(Path pom) throws IOException {
+    Matcher m =
+        Pattern.compile("<artifactId>probestream-parent</artifactId>\\s*<version>([^<]+)</version>")
+            .matcher(Files.readString(pom));
+    assertThat(m.find()).as("version in %s", pom).isTrue();
+    return m.group(1).trim();
   }
 
   // ------------------------------------------------------------------------------------ helpers
