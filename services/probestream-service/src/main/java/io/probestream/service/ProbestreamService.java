@@ -155,7 +155,14 @@ public final class ProbestreamService {
         new IntakeVerticle(config, bootstrap, producer, metrics, results, readiness, references);
     HttpVerticle http =
         new HttpVerticle(
-            config.http().host(), config.http().port(), metrics, view, references, readiness);
+            config.http().host(),
+            config.http().port(),
+            config.http().authToken(),
+            config.http().openPaths(),
+            metrics,
+            view,
+            references,
+            readiness);
     return vertx
         .deployVerticle(http)
         .compose(

@@ -1,5 +1,8 @@
 package io.probestream.contracts.config;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -75,8 +78,14 @@ public record ProbestreamConfig(
     }
   }
 
-  /** The HTTP server: metrics, health, API. */
-  public record Http(String host, int port) {
+  /**
+   * The HTTP server: metrics, health, API. {@code authToken} is the bearer token read once from
+   * {@code auth-token-file} (empty: no authentication); {@link #toString} never shows it.
+   */
+  public record Http(String host, int port, String authToken, List<String> openPaths) {
+    /** Shortest token accepted, in characters. */
+    public static final int MIN_TOKEN_LENGTH = 16;
+
     static final ConfigKey HOST =
         ConfigKey.of("probestream.http.host", "0.0.0.0", "Address the HTTP server binds.");
     static final ConfigKey PORT =
@@ -84,9 +93,81 @@ public record ProbestreamConfig(
             "probestream.http.port",
             "8080",
             "HTTP port (/metrics, /health, /api); 0 picks a free one.");
+    static final ConfigKey AUTH_TOKEN_FILE =
+        ConfigKey.of(
+            "probestream.http.auth-token-file",
+            "",
+            "File holding the bearer token (at least 16 characters) every path outside open-paths"
+                + " needs; empty serves everything without a token.");
+    static final ConfigKey OPEN_PATHS =
+        ConfigKey.of(
+            "probestream.http.open-paths",
+            "/health/,/metrics",
+            "Path prefixes served without a token when auth-token-file is set (comma-separated).");
+
+    public Http {
+      openPaths = List.copyOf(openPaths);
+      for (String p : openPaths) {
+        if (!p.startsWith("/")) {
+          throw new ConfigException(
+              OPEN_PATHS.name() + " entry '" + p + "': must be a path prefix starting with /");
+        }
+      }
+    }
+
+    /** Whether a token is configured. */
+    public boolean authEnabled() {
+      return !authToken.isEmpty();
+    }
+
+    @Override
+    public String toString() {
+      return "Http[host="
+          + host
+          + ", port="
+          + port
+          + ", authToken="
+          + (authEnabled() ? "(set)" : "(none)")
+          + ", openPaths="
+          + openPaths
+          + "]";
+    }
 
     static Http take(ConfigSource s) {
-      return new Http(s.take(HOST), s.takeInt(PORT, 0, 65535));
+      return new Http(
+          s.take(HOST),
+          s.takeInt(PORT, 0, 65535),
+          readToken(s.take(AUTH_TOKEN_FILE)),
+          s.takeList(OPEN_PATHS));
+    }
+
+    /** The trimmed token in {@code file}; never puts the token itself in a message. */
+    static String readToken(String file) {
+      if (file.isBlank()) {
+        return "";
+      }
+      String token;
+      try {
+        token = Files.readString(Path.of(file.trim()), StandardCharsets.UTF_8).trim();
+      } catch (IOException | RuntimeException e) {
+        throw new ConfigException(
+            AUTH_TOKEN_FILE.name() + " = " + file + ": cannot read the token file (" + e + ")");
+      }
+      if (token.isEmpty()) {
+        throw new ConfigException(
+            AUTH_TOKEN_FILE.name() + " = " + file + ": the token file is empty");
+      }
+      if (token.length() < MIN_TOKEN_LENGTH) {
+        throw new ConfigException(
+            AUTH_TOKEN_FILE.name()
+                + " = "
+                + file
+                + ": the token is "
+                + token.length()
+                + " characters; use at least "
+                + MIN_TOKEN_LENGTH);
+      }
+      return token;
     }
   }
 
@@ -461,6 +542,8 @@ public record ProbestreamConfig(
         Kafka.GROUP,
         Http.HOST,
         Http.PORT,
+        Http.AUTH_TOKEN_FILE,
+        Http.OPEN_PATHS,
         DATA_DIR,
         TopicsConfig.PREFIX,
         TopicsConfig.PARTITIONS,

@@ -106,6 +106,73 @@ class ProbestreamConfigTest {
   }
 
   @Test
+  void withoutATokenFileHttpAuthIsOffAndTheOpenPathsAreTheDefaults() {
+    ProbestreamConfig c = ProbestreamConfig.of(Map.of("kafka.embedded", "true"));
+    assertThat(c.http().authEnabled()).isFalse();
+    assertThat(c.http().authToken()).isEmpty();
+    assertThat(c.http().openPaths()).containsExactly("/health/", "/metrics");
+  }
+
+  @Test
+  void theTokenIsReadOnceTrimmedAndNeverShown() throws Exception {
+    Path file = dir.resolve("token");
+    Files.writeString(file, "  s3cret-token-0123456789\n");
+    ProbestreamConfig c =
+        ProbestreamConfig.of(
+            Map.of(
+                "kafka.embedded",
+                "true",
+                "http.auth-token-file",
+                file.toString(),
+                "http.open-paths",
+                "/health/, /metrics,/webjars/"));
+    Files.writeString(file, "changed-afterwards-0123456789");
+    assertThat(c.http().authEnabled()).isTrue();
+    assertThat(c.http().authToken()).isEqualTo("s3cret-token-0123456789");
+    assertThat(c.http().openPaths()).containsExactly("/health/", "/metrics", "/webjars/");
+    assertThat(c.toString()).doesNotContain("s3cret").contains("authToken=(set)");
+  }
+
+  @Test
+  void anEmptyShortMissingTokenFileOrABadOpenPathIsAClearError() throws Exception {
+    Path empty = dir.resolve("empty");
+    Files.writeString(empty, " \n");
+    Path shortToken = dir.resolve("short");
+    Files.writeString(shortToken, "fifteen-chars-x\n");
+    assertThatThrownBy(
+            () ->
+                ProbestreamConfig.of(
+                    Map.of("kafka.embedded", "true", "http.auth-token-file", empty.toString())))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage("probestream.http.auth-token-file = " + empty + ": the token file is empty");
+    assertThatThrownBy(
+            () ->
+                ProbestreamConfig.of(
+                    Map.of(
+                        "kafka.embedded", "true", "http.auth-token-file", shortToken.toString())))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(
+            "probestream.http.auth-token-file = "
+                + shortToken
+                + ": the token is 15 characters; use at least 16")
+        .message()
+        .doesNotContain("fifteen");
+    Path missing = dir.resolve("missing");
+    assertThatThrownBy(
+            () ->
+                ProbestreamConfig.of(
+                    Map.of("kafka.embedded", "true", "http.auth-token-file", missing.toString())))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageStartingWith(
+            "probestream.http.auth-token-file = " + missing + ": cannot read the token file");
+    assertThatThrownBy(
+            () -> ProbestreamConfig.of(Map.of("kafka.embedded", "true", "http.open-paths", "api/")))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(
+            "probestream.http.open-paths entry 'api/': must be a path prefix starting with /");
+  }
+
+  @Test
   void environmentNamesDeriveFromKeys() {
     assertThat(ConfigKey.of("probestream.workers.max-in-flight", "", "").environmentVariable())
         .isEqualTo("PROBESTREAM_WORKERS_MAX_IN_FLIGHT");

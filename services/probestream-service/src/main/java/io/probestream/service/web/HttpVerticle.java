@@ -10,13 +10,15 @@ import io.vertx.core.http.HttpServer;
 import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.handler.StaticHandler;
+import java.util.List;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
  * The HTTP side: {@code /metrics}, {@code /health/live}, {@code /health/ready}, the results API,
- * the server-sent event stream and the live page, each route in a class of its own. Every field is
- * touched on this verticle's event loop only; results for the stream arrive over the event bus.
+ * the server-sent event stream and the live page, each route in a class of its own, behind an
+ * optional bearer-token check ({@link AuthHandler}). Every field is touched on this verticle's
+ * event loop only; results for the stream arrive over the event bus.
  */
 public final class HttpVerticle extends VerticleBase {
   /** Event-bus address on which every acknowledged result is published as JSON text. */
@@ -30,9 +32,12 @@ public final class HttpVerticle extends VerticleBase {
   private final ResultView view;
   private final ReferenceStatus references;
   private final Readiness readiness;
+  private final String authToken;
+  private final List<String> openPaths;
   private final StreamRoute stream = new StreamRoute();
   private HttpServer server;
 
+  /** Without authentication: every path is open. */
   public HttpVerticle(
       String host,
       int port,
@@ -40,8 +45,26 @@ public final class HttpVerticle extends VerticleBase {
       ResultView view,
       ReferenceStatus references,
       Readiness readiness) {
+    this(host, port, "", List.of(), metrics, view, references, readiness);
+  }
+
+  /**
+   * With {@code authToken} non-empty, every path not under one of {@code openPaths} needs the token
+   * ({@link AuthHandler}); empty serves every path without one.
+   */
+  public HttpVerticle(
+      String host,
+      int port,
+      String authToken,
+      List<String> openPaths,
+      ServiceMetrics metrics,
+      ResultView view,
+      ReferenceStatus references,
+      Readiness readiness) {
     this.host = host;
     this.port = port;
+    this.authToken = authToken;
+    this.openPaths = List.copyOf(openPaths);
     this.metrics = metrics;
     this.view = view;
     this.references = references;
@@ -51,6 +74,10 @@ public final class HttpVerticle extends VerticleBase {
   @Override
   public Future<?> start() {
     Router router = Router.router(vertx);
+    if (!authToken.isEmpty()) {
+      router.route().handler(new AuthHandler(authToken, openPaths));
+      LOG.info("HTTP bearer-token authentication on; open paths: " + openPaths);
+    }
     router
         .get("/metrics")
         .handler(

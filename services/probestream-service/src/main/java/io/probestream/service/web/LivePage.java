@@ -6,7 +6,10 @@ package io.probestream.service.web;
  * then follows {@code /api/v1/stream} (server-sent events): a chart per probe metric over steps
  * with one line per run (predictive multiplicity: one line for the experiment), selectors for
  * experiment, layer and split, the current Rashomon set, and the latest result per probe, layer and
- * split. Clear states for "no data yet", "waiting for the reference set" and errors.
+ * split. Clear states for "no data yet", "waiting for the reference set" and errors. With a bearer
+ * token configured, the page is opened as {@code /?access_token=TOKEN}; it sends the token as a
+ * header on its fetches and as the {@code access_token} parameter on the EventSource and the webjar
+ * links (which cannot set headers).
  */
 final class LivePage {
   private LivePage() {}
@@ -19,8 +22,22 @@ final class LivePage {
       <!doctype html>
       <html lang="en"><head><meta charset="utf-8"><title>Probestream</title>
       <meta name="viewport" content="width=device-width, initial-scale=1">
-      <link rel="stylesheet" href="/webjars/uplot/@UPLOT@/dist/uPlot.min.css">
-      <script src="/webjars/uplot/@UPLOT@/dist/uPlot.iife.min.js"></script>
+      <meta name="referrer" content="no-referrer">
+      <script>
+      // With probestream.http.auth-token-file set, open the page as /?access_token=TOKEN: fetches send
+      // it as a bearer header, EventSource and the chart library (which cannot) as the query parameter.
+      const TOKEN = new URLSearchParams(location.search).get('access_token');
+      const AUTH = TOKEN ? {headers: {Authorization: 'Bearer ' + TOKEN}} : {};
+      const withToken = u => TOKEN ? u + (u.includes('?') ? '&' : '?') + 'access_token=' + encodeURIComponent(TOKEN) : u;
+      const uplotLoaded = new Promise((resolve, reject) => {
+        const css = document.createElement('link');
+        css.rel = 'stylesheet'; css.href = withToken('/webjars/uplot/@UPLOT@/dist/uPlot.min.css');
+        const js = document.createElement('script');
+        js.src = withToken('/webjars/uplot/@UPLOT@/dist/uPlot.iife.min.js');
+        js.onload = resolve; js.onerror = () => reject(new Error('cannot load the chart library'));
+        document.head.append(css, js);
+      });
+      </script>
       <style>
        body{font:14px system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
        header{display:flex;gap:1em;align-items:center;flex-wrap:wrap;padding:.8em 1.5em;background:#1f2937;color:#fff}
@@ -45,7 +62,7 @@ final class LivePage {
        <label>layer<select id="layer"></select></label>
        <label>split<select id="split"><option value="reference">reference</option><option value="train">train</option><option value="eval">eval</option></select></label>
        <span id="live">connecting…</span>
-       <span class="muted"><a style="color:#9ca3af" href="/api/v1/stream">stream</a> · <a style="color:#9ca3af" href="/metrics">metrics</a></span>
+       <span class="muted"><a id="stream-link" style="color:#9ca3af" href="/api/v1/stream">stream</a> · <a style="color:#9ca3af" href="/metrics">metrics</a></span>
       </header>
       <main>
       <div id="state">Loading…</div>
@@ -200,14 +217,20 @@ final class LivePage {
         }
       }
 
+      async function checked(response) {
+        const res = await response;
+        if (res.status === 401) throw new Error('401 unauthorized: open this page as /?access_token=TOKEN');
+        return res;
+      }
+
       async function load() {
         try {
-          experiments = await (await fetch('/api/v1/experiments')).json();
+          experiments = await (await checked(fetch('/api/v1/experiments', AUTH))).json();
           for (const e of experiments) {
             option(expSel, e.experiment);
             // Pages are oldest first: read them all (a bounded view keeps at most a few thousand).
             for (let offset = 0; ; offset += 1000) {
-              const page = await (await fetch('/api/v1/experiments/' + encodeURIComponent(e.experiment) + '/results?limit=1000&offset=' + offset)).json();
+              const page = await (await checked(fetch('/api/v1/experiments/' + encodeURIComponent(e.experiment) + '/results?limit=1000&offset=' + offset, AUTH))).json();
               page.results.forEach(r => add(r, false));
               if (offset + page.limit >= page.total) break;
             }
@@ -220,7 +243,7 @@ final class LivePage {
 
       function follow() {
         const live = document.getElementById('live');
-        const es = new EventSource('/api/v1/stream');
+        const es = new EventSource(withToken('/api/v1/stream'));
         es.onopen = () => { live.textContent = 'live'; live.className = 'on'; };
         es.onerror = () => { live.textContent = 'reconnecting…'; live.className = ''; };
         es.addEventListener('result', ev => add(JSON.parse(ev.data), true));
@@ -233,8 +256,8 @@ final class LivePage {
         document.getElementById('charts').innerHTML = '';
         render();
       });
-      follow();
-      load();
+      document.getElementById('stream-link').href = withToken('/api/v1/stream');
+      uplotLoaded.then(() => { follow(); load(); }, err => state(err.message, 'error'));
       </script></body></html>
       """
           .replace("@UPLOT@", UPLOT);
