@@ -17,9 +17,6 @@ import org.openqa.selenium.JavascriptExecutor;
 import org.openqa.selenium.OutputType;
 import org.openqa.selenium.TakesScreenshot;
 import org.openqa.selenium.WebDriver;
-import org.openqa.selenium.chrome.ChromeDriver;
-import org.openqa.selenium.chrome.ChromeDriverService;
-import org.openqa.selenium.chrome.ChromeOptions;
 
 /**
  * The live dashboard in a real headless browser (Debian's chromium through chromedriver): it says
@@ -36,19 +33,7 @@ class DashboardIT {
   };
 
   private static WebDriver browser() {
-    Path chromium = Path.of("/usr/bin/chromium");
-    Path driver = Path.of("/usr/bin/chromedriver");
-    assertThat(chromium)
-        .as("Debian's chromium (apt-get install chromium chromium-driver; .ci/run does)")
-        .exists();
-    assertThat(driver).as("Debian's chromedriver (apt-get install chromium-driver)").exists();
-    ChromeOptions options = new ChromeOptions();
-    options.setBinary(chromium.toFile());
-    options.addArguments(
-        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2000");
-    ChromeDriverService service =
-        new ChromeDriverService.Builder().usingDriverExecutable(driver.toFile()).build();
-    return new ChromeDriver(service, options);
+    return io.probestream.service.web.HeadlessChromium.start();
   }
 
   /** Chooses a split in the page's selector, as a user would. */

@@ -9,7 +9,6 @@ import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.view.ResultView;
 import io.probestream.service.view.StoredResult;
 import io.vertx.core.Vertx;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -19,9 +18,6 @@ import org.junit.jupiter.api.Test;
 import org.openqa.selenium.By;
 import org.openqa.selenium.JavascriptExecutor;
 import org.openqa.selenium.WebDriver;
-import org.openqa.selenium.chrome.ChromeDriver;
-import org.openqa.selenium.chrome.ChromeDriverService;
-import org.openqa.selenium.chrome.ChromeOptions;
 
 /**
  * The dashboard in a real headless browser (Debian's chromium) behind a bearer token: opened as
@@ -49,18 +45,7 @@ class DashboardAuthIT {
   }
 
   private static WebDriver browser() {
-    Path chromium = Path.of("/usr/bin/chromium");
-    Path driver = Path.of("/usr/bin/chromedriver");
-    assertThat(chromium)
-        .as("Debian's chromium (apt-get install chromium chromium-driver; .ci/run does)")
-        .exists();
-    assertThat(driver).as("Debian's chromedriver (apt-get install chromium-driver)").exists();
-    ChromeOptions options = new ChromeOptions();
-    options.setBinary(chromium.toFile());
-    options.addArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage");
-    ChromeDriverService service =
-        new ChromeDriverService.Builder().usingDriverExecutable(driver.toFile()).build();
-    return new ChromeDriver(service, options);
+    return io.probestream.service.web.HeadlessChromium.start();
   }
 
   private static Object js(WebDriver d, String script) {
