@@ -18,6 +18,7 @@ import java.util.regex.Pattern;
  */
 public record ProbestreamConfig(
     Kafka kafka,
+    KafkaSecurity kafkaSecurity,
     Http http,
     TopicsConfig topics,
     Workers workers,
@@ -27,6 +28,9 @@ public record ProbestreamConfig(
     Retries retries,
     Probes probes,
     Multiplicity multiplicity,
+    State state,
+    Experiments experiments,
+    Blobs blobs,
     Path dataDir) {
 
   static final ConfigKey DATA_DIR =
@@ -36,7 +40,11 @@ public record ProbestreamConfig(
           "Where assembled model blobs, reference sets and the embedded broker's log live.");
 
   /** Kafka connection. */
-  public record Kafka(String bootstrapServers, boolean embedded, int port, String groupId) {
+  public record Kafka(
+      String bootstrapServers, boolean embedded, int port, String groupId, String delivery) {
+    public static final String AT_LEAST_ONCE = "at-least-once";
+    public static final String EXACTLY_ONCE = "exactly-once";
+
     static final ConfigKey BOOTSTRAP =
         ConfigKey.of(
             "probestream.kafka.bootstrap-servers",
@@ -52,8 +60,25 @@ public record ProbestreamConfig(
             "probestream.kafka.port", "0", "Port of the embedded broker; 0 picks a free one.");
     static final ConfigKey GROUP =
         ConfigKey.of("probestream.kafka.group-id", "probestream", "Consumer group of the service.");
+    static final ConfigKey DELIVERY =
+        ConfigKey.of(
+            "probestream.kafka.delivery",
+            AT_LEAST_ONCE,
+            "at-least-once (results deduplicable by id) or exactly-once (Kafka transactions:"
+                + " results, state and input offsets commit together; read results with"
+                + " isolation.level=read_committed).");
 
     public Kafka {
+      if (!delivery.equals(AT_LEAST_ONCE) && !delivery.equals(EXACTLY_ONCE)) {
+        throw new ConfigException(
+            DELIVERY.name()
+                + " = '"
+                + delivery
+                + "': must be "
+                + AT_LEAST_ONCE
+                + " or "
+                + EXACTLY_ONCE);
+      }
       if (!embedded && bootstrapServers.isBlank()) {
         throw new ConfigException(
             BOOTSTRAP.name()
@@ -74,7 +99,209 @@ public record ProbestreamConfig(
 
     static Kafka take(ConfigSource s) {
       return new Kafka(
-          s.take(BOOTSTRAP), s.takeBoolean(EMBEDDED), s.takeInt(PORT, 0, 65535), s.take(GROUP));
+          s.take(BOOTSTRAP),
+          s.takeBoolean(EMBEDDED),
+          s.takeInt(PORT, 0, 65535),
+          s.take(GROUP),
+          s.take(DELIVERY));
+    }
+
+    /** Whether results, state and offsets commit in Kafka transactions. */
+    public boolean exactlyOnce() {
+      return delivery.equals(EXACTLY_ONCE);
+    }
+  }
+
+  /**
+   * How the Kafka clients authenticate and encrypt (every client of the service: consumer,
+   * producer, admin, readers). Secrets are read once from files; {@link #toString} never shows
+   * them. {@code clientProperties} are extra Kafka client settings from a properties file, applied
+   * last.
+   */
+  public record KafkaSecurity(
+      String protocol,
+      String saslMechanism,
+      String saslUsername,
+      String saslPassword,
+      String truststoreFile,
+      String truststorePassword,
+      Map<String, String> clientProperties) {
+    static final ConfigKey PROTOCOL =
+        ConfigKey.of(
+            "probestream.kafka.security-protocol",
+            "PLAINTEXT",
+            "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.");
+    static final ConfigKey SASL_MECHANISM =
+        ConfigKey.of(
+            "probestream.kafka.sasl-mechanism",
+            "SCRAM-SHA-512",
+            "SASL mechanism with a SASL_* protocol: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN.");
+    static final ConfigKey SASL_USERNAME =
+        ConfigKey.of("probestream.kafka.sasl-username", "", "SASL user name.");
+    static final ConfigKey SASL_PASSWORD_FILE =
+        ConfigKey.of("probestream.kafka.sasl-password-file", "", "File holding the SASL password.");
+    static final ConfigKey TRUSTSTORE =
+        ConfigKey.of(
+            "probestream.kafka.ssl-truststore-file",
+            "",
+            "CA certificates trusted for the brokers' TLS (PEM, or PKCS12/JKS by extension .p12,"
+                + " .pfx, .jks); empty: the JVM's default trust.");
+    static final ConfigKey TRUSTSTORE_PASSWORD_FILE =
+        ConfigKey.of(
+            "probestream.kafka.ssl-truststore-password-file",
+            "",
+            "File holding the PKCS12/JKS truststore's password.");
+    static final ConfigKey CLIENT_PROPERTIES =
+        ConfigKey.of(
+            "probestream.kafka.client-properties-file",
+            "",
+            "Kafka client properties file applied to every client last (e.g. ssl.keystore.* for"
+                + " mutual TLS).");
+
+    static final List<String> PROTOCOLS = List.of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL");
+    static final List<String> MECHANISMS = List.of("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN");
+
+    public KafkaSecurity {
+      clientProperties = Map.copyOf(clientProperties);
+      if (!PROTOCOLS.contains(protocol)) {
+        throw new ConfigException(
+            PROTOCOL.name() + " = '" + protocol + "': must be one of " + PROTOCOLS);
+      }
+      if (sasl(protocol)) {
+        if (!MECHANISMS.contains(saslMechanism)) {
+          throw new ConfigException(
+              SASL_MECHANISM.name() + " = '" + saslMechanism + "': must be one of " + MECHANISMS);
+        }
+        if (saslUsername.isBlank() || saslPassword.isEmpty()) {
+          throw new ConfigException(
+              PROTOCOL.name()
+                  + " = "
+                  + protocol
+                  + " needs "
+                  + SASL_USERNAME.name()
+                  + " and "
+                  + SASL_PASSWORD_FILE.name());
+        }
+      }
+    }
+
+    private static boolean sasl(String protocol) {
+      return protocol.startsWith("SASL_");
+    }
+
+    /** Whether the clients authenticate with SASL. */
+    public boolean usesSasl() {
+      return sasl(protocol);
+    }
+
+    /** Whether the clients speak TLS to the brokers. */
+    public boolean usesTls() {
+      return protocol.equals("SSL") || protocol.equals("SASL_SSL");
+    }
+
+    @Override
+    public String toString() {
+      return "KafkaSecurity[protocol="
+          + protocol
+          + (usesSasl() ? ", sasl=" + saslMechanism + ", user=" + saslUsername : "")
+          + (truststoreFile.isEmpty() ? "" : ", truststore=" + truststoreFile)
+          + ", clientProperties="
+          + clientProperties.keySet()
+          + "]";
+    }
+
+    static KafkaSecurity take(ConfigSource s) {
+      String protocol = s.take(PROTOCOL).toUpperCase(Locale.ROOT);
+      String mechanism = s.take(SASL_MECHANISM).toUpperCase(Locale.ROOT);
+      String user = s.take(SASL_USERNAME);
+      String password = readSecret(SASL_PASSWORD_FILE, s.take(SASL_PASSWORD_FILE));
+      String truststore = s.take(TRUSTSTORE);
+      String truststorePassword =
+          readSecret(TRUSTSTORE_PASSWORD_FILE, s.take(TRUSTSTORE_PASSWORD_FILE));
+      String propsFile = s.take(CLIENT_PROPERTIES);
+      Map<String, String> props = new java.util.TreeMap<>();
+      if (!propsFile.isBlank()) {
+        java.util.Properties p = new java.util.Properties();
+        try (java.io.Reader r = Files.newBufferedReader(Path.of(propsFile.trim()))) {
+          p.load(r);
+        } catch (IOException | RuntimeException e) {
+          throw new ConfigException(
+              CLIENT_PROPERTIES.name() + " = " + propsFile + ": cannot read it (" + e + ")");
+        }
+        p.stringPropertyNames().forEach(k -> props.put(k, p.getProperty(k).trim()));
+      }
+      return new KafkaSecurity(
+          protocol, mechanism, user, password, truststore.trim(), truststorePassword, props);
+    }
+  }
+
+  /** The trimmed content of a secret file (empty name: empty); never puts it in a message. */
+  static String readSecret(ConfigKey key, String file) {
+    if (file.isBlank()) {
+      return "";
+    }
+    try {
+      String v = Files.readString(Path.of(file.trim()), StandardCharsets.UTF_8).trim();
+      if (v.isEmpty()) {
+        throw new ConfigException(key.name() + " = " + file + ": the file is empty");
+      }
+      return v;
+    } catch (IOException | RuntimeException e) {
+      if (e instanceof ConfigException c) {
+        throw c;
+      }
+      throw new ConfigException(key.name() + " = " + file + ": cannot read it (" + e + ")");
+    }
+  }
+
+  /**
+   * Experiment state snapshots on the compacted state topic (DESIGN.md §3): written after each
+   * evaluated checkpoint, read when a partition is assigned.
+   */
+  public record State(boolean enabled) {
+    static final ConfigKey ENABLED =
+        ConfigKey.of(
+            "probestream.state.enabled",
+            "true",
+            "Snapshot each experiment's state to the compacted state topic and restore it when a"
+                + " partition moves or the service restarts.");
+
+    static State take(ConfigSource s) {
+      return new State(s.takeBoolean(ENABLED));
+    }
+  }
+
+  /** How long experiments are kept and how many (state, metric series, API entries). */
+  public record Experiments(long idleTtlMs, int max) {
+    static final ConfigKey IDLE_TTL =
+        ConfigKey.of(
+            "probestream.experiments.idle-ttl-ms",
+            "604800000",
+            "An experiment with no input for this long is removed (state, metric series, API"
+                + " entries); 0 keeps experiments forever.");
+    static final ConfigKey MAX =
+        ConfigKey.of(
+            "probestream.experiments.max",
+            "1000",
+            "Most experiments kept; past it the one idle longest is removed.");
+
+    static Experiments take(ConfigSource s) {
+      return new Experiments(
+          s.takeLong(IDLE_TTL, 0, Long.MAX_VALUE / 4), s.takeInt(MAX, 1, 1_000_000));
+    }
+  }
+
+  /** The local content-addressed blob store. */
+  public record Blobs(long storeBytes) {
+    static final ConfigKey STORE_BYTES =
+        ConfigKey.of(
+            "probestream.blobs.store-bytes",
+            "21474836480",
+            "Disk budget of assembled and partial model blobs under data-dir; past it the least"
+                + " recently used blob no waiting checkpoint names is deleted.");
+
+    static Blobs take(ConfigSource s) {
+      return new Blobs(s.takeLong(STORE_BYTES, 1 << 20, Long.MAX_VALUE));
     }
   }
 
@@ -82,7 +309,13 @@ public record ProbestreamConfig(
    * The HTTP server: metrics, health, API. {@code authToken} is the bearer token read once from
    * {@code auth-token-file} (empty: no authentication); {@link #toString} never shows it.
    */
-  public record Http(String host, int port, String authToken, List<String> openPaths) {
+  public record Http(
+      String host,
+      int port,
+      String authToken,
+      List<String> openPaths,
+      String tlsCertFile,
+      String tlsKeyFile) {
     /** Shortest token accepted, in characters. */
     public static final int MIN_TOKEN_LENGTH = 16;
 
@@ -104,8 +337,20 @@ public record ProbestreamConfig(
             "probestream.http.open-paths",
             "/health/,/metrics",
             "Path prefixes served without a token when auth-token-file is set (comma-separated).");
+    static final ConfigKey TLS_CERT =
+        ConfigKey.of(
+            "probestream.http.tls-cert-file",
+            "",
+            "PEM certificate chain: with tls-key-file the server speaks HTTPS only.");
+    static final ConfigKey TLS_KEY =
+        ConfigKey.of(
+            "probestream.http.tls-key-file", "", "PEM private key (PKCS#8) of tls-cert-file.");
 
     public Http {
+      if (tlsCertFile.isBlank() != tlsKeyFile.isBlank()) {
+        throw new ConfigException(
+            TLS_CERT.name() + " and " + TLS_KEY.name() + " go together: set both or neither");
+      }
       openPaths = List.copyOf(openPaths);
       for (String p : openPaths) {
         if (!p.startsWith("/")) {
@@ -113,6 +358,11 @@ public record ProbestreamConfig(
               OPEN_PATHS.name() + " entry '" + p + "': must be a path prefix starting with /");
         }
       }
+    }
+
+    /** Whether the server speaks HTTPS. */
+    public boolean tlsEnabled() {
+      return !tlsCertFile.isBlank();
     }
 
     /** Whether a token is configured. */
@@ -130,6 +380,8 @@ public record ProbestreamConfig(
           + (authEnabled() ? "(set)" : "(none)")
           + ", openPaths="
           + openPaths
+          + ", tls="
+          + (tlsEnabled() ? tlsCertFile : "(none)")
           + "]";
     }
 
@@ -138,7 +390,9 @@ public record ProbestreamConfig(
           s.take(HOST),
           s.takeInt(PORT, 0, 65535),
           readToken(s.take(AUTH_TOKEN_FILE)),
-          s.takeList(OPEN_PATHS));
+          s.takeList(OPEN_PATHS),
+          s.take(TLS_CERT).trim(),
+          s.take(TLS_KEY).trim());
     }
 
     /** The trimmed token in {@code file}; never puts the token itself in a message. */
@@ -514,6 +768,7 @@ public record ProbestreamConfig(
     ProbestreamConfig c =
         new ProbestreamConfig(
             Kafka.take(source),
+            KafkaSecurity.take(source),
             Http.take(source),
             TopicsConfig.take(source),
             Workers.take(source),
@@ -523,6 +778,9 @@ public record ProbestreamConfig(
             Retries.take(source),
             Probes.take(source),
             Multiplicity.take(source),
+            State.take(source),
+            Experiments.take(source),
+            Blobs.take(source),
             Path.of(source.take(DATA_DIR)).toAbsolutePath().normalize());
     source.rejectUnknown();
     return c;
@@ -540,10 +798,20 @@ public record ProbestreamConfig(
         Kafka.EMBEDDED,
         Kafka.PORT,
         Kafka.GROUP,
+        Kafka.DELIVERY,
+        KafkaSecurity.PROTOCOL,
+        KafkaSecurity.SASL_MECHANISM,
+        KafkaSecurity.SASL_USERNAME,
+        KafkaSecurity.SASL_PASSWORD_FILE,
+        KafkaSecurity.TRUSTSTORE,
+        KafkaSecurity.TRUSTSTORE_PASSWORD_FILE,
+        KafkaSecurity.CLIENT_PROPERTIES,
         Http.HOST,
         Http.PORT,
         Http.AUTH_TOKEN_FILE,
         Http.OPEN_PATHS,
+        Http.TLS_CERT,
+        Http.TLS_KEY,
         DATA_DIR,
         TopicsConfig.PREFIX,
         TopicsConfig.PARTITIONS,
@@ -576,7 +844,11 @@ public record ProbestreamConfig(
         Multiplicity.EPSILON,
         Multiplicity.MAX_MODELS,
         Multiplicity.SCOPE,
-        Multiplicity.WINDOW);
+        Multiplicity.WINDOW,
+        State.ENABLED,
+        Experiments.IDLE_TTL,
+        Experiments.MAX,
+        Blobs.STORE_BYTES);
   }
 
   /** The README's configuration table, generated from the key declarations. */
