@@ -5,6 +5,7 @@ import io.probestream.service.health.Readiness;
 import io.probestream.service.intake.IntakeVerticle;
 import io.probestream.service.kafka.KafkaSettings;
 import io.probestream.service.kafka.TopicAdmin;
+import io.probestream.service.kafka.TransactionalProducer;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.publish.ResultPublisher;
 import io.probestream.service.view.ReferenceBoard;
@@ -16,11 +17,13 @@ import io.vertx.core.Vertx;
 import io.vertx.core.WorkerExecutor;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.clients.producer.ProducerConfig;
 
 /**
  * The streaming service, wired: checks the topics, creates the producer, rebuilds the results view
@@ -77,7 +80,13 @@ public final class ProbestreamService {
               if (!created.isEmpty()) {
                 LOG.info("created topics " + created);
               }
-              return new KafkaProducer<byte[], byte[]>(KafkaSettings.producer(config, bootstrap));
+              Map<String, Object> settings = KafkaSettings.producer(config, bootstrap);
+              if (!config.kafka().exactlyOnce()) {
+                return new KafkaProducer<byte[], byte[]>(settings);
+              }
+              settings.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId(config));
+              settings.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "10000");
+              return new TransactionalProducer(new KafkaProducer<byte[], byte[]>(settings));
             })
         .recover(
             e ->
@@ -101,6 +110,23 @@ public final class ProbestreamService {
                         return Future.failedFuture(e);
                       });
             });
+  }
+
+  /**
+   * The transactional id of this instance: stable across restarts on the same host and data dir, so
+   * a restarted instance fences its killed predecessor and aborts its open transaction at once.
+   */
+  static String transactionalId(ProbestreamConfig config) {
+    String host;
+    try {
+      host = java.net.InetAddress.getLocalHost().getHostName();
+    } catch (java.io.IOException e) {
+      host = "localhost";
+    }
+    String where =
+        io.probestream.contracts.result.ProbeResult.sha256Hex(
+            (host + "|" + config.dataDir()).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    return "probestream-" + config.kafka().groupId() + "-" + where.substring(0, 16);
   }
 
   /** Reads the results topic into {@code view} on a pool of its own, before anything publishes. */

@@ -48,6 +48,6 @@ public record Topics(String prefix) {
 
   /** Every topic the service creates when missing. */
   public List<String> all() {
-    return List.of(checkpoints(), blobs(), batches(), results(), dlq());
+    return List.of(checkpoints(), blobs(), batches(), results(), dlq(), state());
   }
 }

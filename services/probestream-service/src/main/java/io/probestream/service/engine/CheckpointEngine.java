@@ -70,7 +70,7 @@ public final class CheckpointEngine {
   private final SessionCache sessions;
   private final ModelSource models;
   private final Schemas schemas = Schemas.get(); // loaded with the engine, not on the event loop
-  private java.util.function.Consumer<CheckpointManifest> evaluated = m -> {};
+  private final List<java.util.function.Consumer<CheckpointManifest>> evaluated = new ArrayList<>();
   private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>();
   private final Map<String, Future<Void>> publishing = new HashMap<>(); // experiment → last publish
   private final Map<String, List<ReferenceBatch>> parsed = new LinkedHashMap<>(); // worker-owned
@@ -78,6 +78,33 @@ public final class CheckpointEngine {
   // state is updated under its own lock on a worker
   private final Map<String, MultiplicityState> multiplicity =
       new java.util.concurrent.ConcurrentHashMap<>();
+  // scope key → the state's bytes after its last update, taken on the worker that updated it, so
+  // snapshots never wait on a state's lock from the event loop
+  private final Map<String, byte[]> multiplicityBytes =
+      new java.util.concurrent.ConcurrentHashMap<>();
+  // experiment → bumped by forget(): an evaluation started before publishes nothing
+  private final Map<String, Integer> epochs = new HashMap<>();
+
+  /** What one checkpoint's evaluation gave before the ordered multiplicity step. */
+  private record Computed(
+      List<ProbeResult> results,
+      CheckpointEvaluator.Evaluation evaluation,
+      String modelSha,
+      String referenceSha,
+      Instant now,
+      long t0) {}
+
+  /**
+   * The outcome of a checkpoint record whose experiment this instance gave up (a rebalance or a
+   * rewind) before it finished: neither dead-lettered nor committed, so it is read again.
+   */
+  public static final class Abandoned extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    public Abandoned(String message) {
+      super(message, null, false, false);
+    }
+  }
 
   private record Waiting(
       CheckpointManifest manifest, InputRecord record, Promise<Void> done, long since) {
@@ -281,17 +308,45 @@ public final class CheckpointEngine {
   private void evaluate(Waiting w, ReferenceIngest.Complete reference) {
     CheckpointManifest m = w.manifest();
     long start = System.nanoTime();
-    // Checkpoints compute side by side but publish in the order they started, per experiment, so
-    // results (and probestream_probe_last_step) never go back in step order.
+    int epoch = epochs.getOrDefault(m.experiment(), 0);
+    // Checkpoints compute side by side but update the multiplicity state and publish in the order
+    // they started, per experiment, so results (and probestream_probe_last_step) never go back in
+    // step order and the multiplicity results do not depend on which computation ends first.
     Future<Void> previous = publishing.getOrDefault(m.experiment(), Future.succeededFuture());
     Future<Void> published =
         workers
             .runRetrying(() -> compute(m, reference))
             .compose(
-                results -> {
+                c -> {
                   metrics.inferenceSeconds((System.nanoTime() - start) / 1e9);
-                  return previous.transform(x -> publisher.publish(context, results));
-                });
+                  return previous.transform(
+                      x -> {
+                        if (epochs.getOrDefault(m.experiment(), 0) != epoch) {
+                          return Future.failedFuture(abandoned(m));
+                        }
+                        if (c.evaluation().logits() == null) {
+                          return Future.succeededFuture(c.results());
+                        }
+                        return workers.run(
+                            () -> {
+                              List<ProbeResult> all = new ArrayList<>(c.results());
+                              all.add(
+                                  multiplicity(
+                                      m,
+                                      c.modelSha(),
+                                      c.referenceSha(),
+                                      c.evaluation(),
+                                      c.now(),
+                                      c.t0()));
+                              return all;
+                            });
+                      });
+                })
+            .compose(
+                results ->
+                    epochs.getOrDefault(m.experiment(), 0) != epoch
+                        ? Future.failedFuture(abandoned(m))
+                        : publisher.publish(context, results));
     Future<Void> tail =
         Future.join(previous, published).transform(x -> Future.<Void>succeededFuture());
     publishing.put(m.experiment(), tail);
@@ -314,7 +369,7 @@ public final class CheckpointEngine {
                       + ") in "
                       + (System.nanoTime() - start) / 1_000_000
                       + " ms");
-              evaluated.accept(m);
+              evaluated.forEach(l -> l.accept(m));
               w.done().complete();
             })
         .onFailure(w.done()::fail);
@@ -344,11 +399,75 @@ public final class CheckpointEngine {
 
   /** Called with each checkpoint whose results were published: live splits follow it. */
   public void onEvaluated(java.util.function.Consumer<CheckpointManifest> listener) {
-    evaluated = listener;
+    evaluated.add(listener);
+  }
+
+  private static Abandoned abandoned(CheckpointManifest m) {
+    return new Abandoned(
+        "experiment '"
+            + m.experiment()
+            + "' was handed over or rewound while step "
+            + m.step()
+            + " of run '"
+            + m.run()
+            + "' was evaluated; it is read again");
+  }
+
+  /**
+   * Drops what this instance holds for {@code experiments} (waiting checkpoints, the results of
+   * evaluations still running, multiplicity states) before their records are read again.
+   */
+  public void forget(java.util.Set<String> experiments) {
+    for (String e : experiments) {
+      epochs.merge(e, 1, Integer::sum);
+      Deque<Waiting> q = waiting.remove(e);
+      if (q != null) {
+        q.forEach(w -> w.done().fail(abandoned(w.manifest())));
+      }
+      multiplicity.keySet().removeIf(k -> ownedBy(k, e));
+      multiplicityBytes.keySet().removeIf(k -> ownedBy(k, e));
+    }
+  }
+
+  private static boolean ownedBy(String scopeKey, String experiment) {
+    return scopeKey.equals(experiment) || scopeKey.startsWith(experiment + "|");
+  }
+
+  /** The experiment's multiplicity states as of their last update (scope key → bytes). */
+  public Map<String, byte[]> multiplicitySnapshot(String experiment) {
+    Map<String, byte[]> out = new LinkedHashMap<>();
+    multiplicityBytes.forEach(
+        (k, v) -> {
+          if (ownedBy(k, experiment)) {
+            out.put(k, v);
+          }
+        });
+    return out;
+  }
+
+  /** Takes back multiplicity states a snapshot held; IllegalArgumentException on bad bytes. */
+  public void restoreMultiplicity(Map<String, byte[]> states) {
+    states.forEach(
+        (k, v) -> {
+          multiplicity.put(k, MultiplicityState.fromBytes(v));
+          multiplicityBytes.put(k, v);
+        });
+  }
+
+  /** Whether a waiting checkpoint names this model blob. */
+  public boolean waitsFor(String sha256) {
+    for (Deque<Waiting> q : waiting.values()) {
+      for (Waiting w : q) {
+        if (sha256.equals(w.blobSha())) {
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   /** Blocking: loads the model and the reference data, runs inference and the probes. */
-  private List<ProbeResult> compute(CheckpointManifest m, ReferenceIngest.Complete reference)
+  private Computed compute(CheckpointManifest m, ReferenceIngest.Complete reference)
       throws IOException {
     ModelBytes model = loadModel(m);
     String modelSha =
@@ -383,10 +502,7 @@ public final class CheckpointEngine {
                 latency));
       }
     }
-    if (e.logits() != null) {
-      results.add(multiplicity(m, modelSha, reference.sha256(), e, now, t0));
-    }
-    return results;
+    return new Computed(results, e, modelSha, reference.sha256(), now, t0);
   }
 
   /**
@@ -417,6 +533,8 @@ public final class CheckpointEngine {
     synchronized (state) {
       state.add(c);
       r = state.result(ForkJoinPool.commonPool());
+      multiplicityBytes.put(
+          perRun ? m.experiment() + "|" + m.run() : m.experiment(), state.toBytes());
     }
     Map<String, Object> params = new LinkedHashMap<>();
     params.put("epsilon", cfg.epsilon());

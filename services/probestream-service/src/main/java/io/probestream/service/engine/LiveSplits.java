@@ -96,6 +96,37 @@ public final class LiveSplits {
     }
   }
 
+  /**
+   * Drops what this instance holds for {@code experiments} (waiting batches, the checkpoints they
+   * follow, merged statistics) before their records are read again elsewhere or here.
+   */
+  public void forget(java.util.Set<String> experiments) {
+    for (String e : experiments) {
+      String prefix = e + "|";
+      latest.keySet().removeIf(k -> k.startsWith(prefix));
+      state.keySet().removeIf(k -> k.startsWith(prefix));
+      for (java.util.Iterator<Map.Entry<String, Deque<Waiting>>> it = waiting.entrySet().iterator();
+          it.hasNext(); ) {
+        Map.Entry<String, Deque<Waiting>> w = it.next();
+        if (w.getKey().startsWith(prefix)) {
+          it.remove();
+          w.getValue()
+              .forEach(
+                  x ->
+                      x.done()
+                          .fail(
+                              new CheckpointEngine.Abandoned(
+                                  "experiment '" + e + "' was handed over or rewound")));
+        }
+      }
+    }
+  }
+
+  /** Follows a checkpoint evaluated before a handover (from the experiment's snapshot). */
+  public void follow(CheckpointManifest m) {
+    onCheckpoint(m);
+  }
+
   public Future<Void> onBatch(InputRecord r, String split) {
     r.requireCloudEvent(Headers.TYPE_BATCH);
     String experiment = r.require(Headers.EXPERIMENT);

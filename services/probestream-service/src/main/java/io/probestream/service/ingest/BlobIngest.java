@@ -71,6 +71,11 @@ public final class BlobIngest {
         });
   }
 
+  /** Whether the blob is assembled in the store. */
+  public boolean has(String sha256) {
+    return store.has(sha256);
+  }
+
   /** The sha256 of every blob with chunks still missing. */
   public Set<String> incomplete() {
     return partials.keySet();

@@ -14,10 +14,14 @@ import io.probestream.service.ingest.BlobIngest;
 import io.probestream.service.ingest.ReferenceIngest;
 import io.probestream.service.kafka.KafkaSettings;
 import io.probestream.service.kafka.OffsetTracker;
+import io.probestream.service.kafka.TransactionalProducer;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.publish.ResultPublisher;
 import io.probestream.service.record.InputRecord;
 import io.probestream.service.record.PoisonException;
+import io.probestream.service.state.Snapshot;
+import io.probestream.service.state.StateStore;
+import io.probestream.service.state.StateTracker;
 import io.probestream.service.store.BlobStore;
 import io.probestream.service.store.ReferenceStore;
 import io.probestream.service.view.ReferenceBoard;
@@ -36,6 +40,9 @@ import java.util.Map;
 import java.util.Set;
 import java.util.logging.Level;
 import java.util.logging.Logger;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.common.TopicPartition;
 
@@ -43,7 +50,15 @@ import org.apache.kafka.common.TopicPartition;
  * Consumes the three input topics with one consumer (so an experiment's records meet on one
  * instance), routes each record to blob, reference or checkpoint handling, dead-letters what is
  * poison, and commits a partition's offset only past records whose effects are durable. Pauses
- * intake while the worker pool is full. Every field is touched on this verticle's event loop only.
+ * intake while the worker pool is full.
+ *
+ * <p>State moves through the compacted state topic: every commit interval the snapshots of the
+ * experiments that changed are written first, then the offsets are committed (at-least-once), or
+ * both go into one Kafka transaction with the results (exactly-once). When partitions are assigned
+ * they are paused, the experiments on them are dropped and restored from their newest snapshot
+ * (re-reading their reference batches and blob chunks by offset), and records whose results a
+ * snapshot lists as published are skipped when read again. Every field is touched on this
+ * verticle's event loop only.
  */
 public final class IntakeVerticle extends VerticleBase {
   private static final Logger LOG = Logger.getLogger(IntakeVerticle.class.getName());
@@ -59,6 +74,15 @@ public final class IntakeVerticle extends VerticleBase {
   private final Topics topics;
   private final OffsetTracker offsets = new OffsetTracker();
   private final Set<TopicPartition> assigned = new HashSet<>();
+  private final StateTracker tracker;
+  // input partition numbers being restored, and the records that arrived for them meanwhile
+  private final Set<Integer> restoring = new HashSet<>();
+  private final List<KafkaConsumerRecord<byte[], byte[]>> held = new java.util.ArrayList<>();
+  // bumped when this instance gives up its in-flight work (revoke, rewind): outcomes of older
+  // records are dropped, since those records are read again
+  private int generation;
+  private StateStore stateStore;
+  private io.vertx.core.WorkerExecutor serial; // restores and transaction commits, in order
 
   private KafkaConsumer<byte[], byte[]> consumer;
   private Workers workers;
@@ -88,6 +112,11 @@ public final class IntakeVerticle extends VerticleBase {
     this.readiness = readiness;
     this.board = board;
     this.topics = config.topicNames();
+    this.tracker = new StateTracker(java.util.UUID.randomUUID().toString());
+  }
+
+  private boolean exactlyOnce() {
+    return producer instanceof TransactionalProducer;
   }
 
   @Override
@@ -118,6 +147,23 @@ public final class IntakeVerticle extends VerticleBase {
         new CheckpointEngine(
             context, config, workers, blobStore, referenceIngest, publisher, metrics);
     live = new LiveSplits(context, config, workers, engine, publisher);
+    engine.onEvaluated(
+        m ->
+            tracker.evaluated(
+                m.experiment(),
+                m.run(),
+                new String(m.toJson(), java.nio.charset.StandardCharsets.UTF_8),
+                m.model() instanceof io.probestream.contracts.checkpoint.CheckpointManifest.Blob b
+                    ? b.sha256()
+                    : null,
+                engine::waitsFor));
+    serial =
+        vertx.createSharedWorkerExecutor(
+            "probestream-state", 1, 30, java.util.concurrent.TimeUnit.MINUTES);
+    Map<String, Object> reader = KafkaSettings.reader(bootstrap, "probestream-state-reader");
+    reader.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+    reader.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, Integer.toString(4 << 20));
+    stateStore = new StateStore(producer, topics.state(), reader);
     List<String> reasons = new java.util.ArrayList<>();
     for (DlqReason r : DlqReason.values()) {
       reasons.add(r.code());
@@ -162,12 +208,22 @@ public final class IntakeVerticle extends VerticleBase {
   }
 
   private Future<Void> subscribe() {
-    consumer = KafkaConsumer.create(vertx, KafkaSettings.consumer(config, bootstrap));
+    Map<String, String> settings = KafkaSettings.consumer(config, bootstrap);
+    if (exactlyOnce()) {
+      settings.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+    }
+    consumer = KafkaConsumer.create(vertx, settings);
     consumer.partitionsAssignedHandler(
         set -> {
-          set.forEach(tp -> assigned.add(new TopicPartition(tp.getTopic(), tp.getPartition())));
+          Set<TopicPartition> added = new HashSet<>();
+          set.forEach(tp -> added.add(new TopicPartition(tp.getTopic(), tp.getPartition())));
+          added.removeAll(assigned);
+          assigned.addAll(added);
           readiness.assigned(!assigned.isEmpty());
           LOG.info("assigned " + assigned.size() + " partition(s)");
+          if (!added.isEmpty()) {
+            restore(added, false);
+          }
         });
     consumer.partitionsRevokedHandler(
         set -> {
@@ -176,6 +232,7 @@ public final class IntakeVerticle extends VerticleBase {
           gone.forEach(assigned::remove);
           offsets.revoke(gone);
           readiness.assigned(!assigned.isEmpty());
+          giveUpInFlight();
         });
     consumer.exceptionHandler(e -> LOG.log(Level.WARNING, "Kafka consumer: " + e.getMessage(), e));
     consumer.handler(this::handle);
@@ -183,23 +240,44 @@ public final class IntakeVerticle extends VerticleBase {
   }
 
   private void handle(KafkaConsumerRecord<byte[], byte[]> kr) {
+    if (restoring.contains(kr.partition())) {
+      held.add(kr); // handled once the partition's experiments are restored
+      return;
+    }
     InputRecord r = new InputRecord(kr.record());
     TopicPartition tp = r.partition();
     long offset = kr.offset();
     offsets.begin(tp, offset);
     metrics.consumed(kr.topic());
+    String key = r.key();
+    if (key != null && tracker.isDone(key, kr.topic(), offset)) {
+      offsets.end(tp, offset); // its results were published before a restart or handover
+      return;
+    }
+    int gen = generation;
     Future<Void> work;
     try {
       work = route(r);
     } catch (RuntimeException e) {
       work = Future.failedFuture(e);
     }
-    work.recover(cause -> deadLetter(r, cause))
+    work.map(v -> Boolean.TRUE)
+        .recover(
+            cause ->
+                cause instanceof CheckpointEngine.Abandoned || gen != generation
+                    ? Future.failedFuture(cause)
+                    : deadLetter(r, cause).map(v -> Boolean.FALSE))
         .onComplete(
             done -> {
+              if (gen != generation) {
+                return; // this instance gave the record up; it is read again
+              }
               if (done.succeeded()) {
+                if (done.result()) {
+                  track(r);
+                }
                 offsets.end(tp, offset);
-              } else {
+              } else if (!(done.cause() instanceof CheckpointEngine.Abandoned)) {
                 // Not even the DLQ took it: leave the offset uncommitted so a restart retries.
                 LOG.log(
                     Level.SEVERE,
@@ -207,6 +285,267 @@ public final class IntakeVerticle extends VerticleBase {
                     done.cause());
               }
             });
+  }
+
+  /** Notes a record whose effects are durable in the experiment's next snapshot. */
+  private void track(InputRecord r) {
+    ConsumerRecord<byte[], byte[]> raw = r.raw();
+    String experiment = r.key();
+    if (experiment == null) {
+      return;
+    }
+    String topic = raw.topic();
+    if (topic.equals(topics.blobs())) {
+      tracker.blobChunk(experiment, raw.partition(), r.header(Headers.BLOB_SHA256), raw.offset());
+    } else if (topic.equals(topics.batches())
+        && !Headers.SPLIT_TRAIN.equals(r.header(Headers.SPLIT))
+        && !Headers.SPLIT_EVAL.equals(r.header(Headers.SPLIT))) {
+      tracker.referenceBatch(
+          experiment,
+          raw.partition(),
+          Integer.parseInt(r.header(Headers.BATCH_INDEX).trim()),
+          raw.offset());
+    } else {
+      tracker.done(experiment, raw.partition(), topic, raw.offset());
+    }
+  }
+
+  /**
+   * Gives up what is in flight (partitions revoked, or a transaction aborted): outcomes of records
+   * read so far are dropped and, under exactly-once, the open transaction is aborted, since all of
+   * them are read again from the committed offsets.
+   */
+  private void giveUpInFlight() {
+    generation++;
+    held.clear();
+    if (exactlyOnce()) {
+      TransactionalProducer tx = (TransactionalProducer) producer;
+      serial
+          .executeBlocking(
+              () -> {
+                tx.abort();
+                return null;
+              })
+          .onFailure(e -> LOG.log(Level.SEVERE, "aborting the transaction failed", e));
+    }
+  }
+
+  /**
+   * Pauses {@code partitions}, drops the experiments on them and restores each from its newest
+   * snapshot: multiplicity states, the checkpoints live splits follow, and the reference batches
+   * and blob chunks it locates, re-read from their topics. With {@code seek} the partitions then go
+   * back to their committed offsets (a rewind). Resumes them when done.
+   */
+  private void restore(Set<TopicPartition> partitions, boolean seek) {
+    long started = System.nanoTime();
+    Set<Integer> numbers = new java.util.TreeSet<>();
+    partitions.forEach(tp -> numbers.add(tp.partition()));
+    restoring.addAll(numbers);
+    consumer.pause(vertxPartitions(partitions));
+    Set<String> dropped = tracker.on(numbers);
+    engine.forget(dropped);
+    live.forget(dropped);
+    dropped.forEach(tracker::forget);
+    if (!config.state().enabled()) {
+      finishRestore(partitions, numbers, seek, 0, started);
+      return;
+    }
+    serial
+        .executeBlocking(stateStore::readLatest)
+        .compose(
+            latest -> {
+              List<Snapshot> mine = new java.util.ArrayList<>();
+              for (Snapshot s : latest.values()) {
+                if (numbers.contains(s.partition())) {
+                  mine.add(s);
+                }
+              }
+              for (Snapshot s : mine) {
+                adopt(s);
+              }
+              return serial.executeBlocking(() -> replay(mine)).map(v -> mine.size());
+            })
+        .onComplete(
+            done -> {
+              if (done.failed()) {
+                LOG.log(
+                    Level.SEVERE,
+                    "restoring partitions "
+                        + numbers
+                        + " from "
+                        + topics.state()
+                        + " failed; they go on without the lost state",
+                    done.cause());
+              }
+              finishRestore(
+                  partitions, numbers, seek, done.succeeded() ? done.result() : 0, started);
+            });
+  }
+
+  /** Takes a snapshot's state in (on the event loop). */
+  private void adopt(Snapshot s) {
+    Map<String, String> latestBlobs = new HashMap<>();
+    s.latest()
+        .forEach(
+            (run, json) -> {
+              io.probestream.contracts.checkpoint.CheckpointManifest m =
+                  io.probestream.contracts.checkpoint.CheckpointManifest.parse(
+                      json.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+              if (m.model()
+                  instanceof io.probestream.contracts.checkpoint.CheckpointManifest.Blob b) {
+                latestBlobs.put(run, b.sha256());
+              }
+              live.follow(m);
+            });
+    tracker.restore(s, latestBlobs);
+    try {
+      engine.restoreMultiplicity(s.multiplicity());
+    } catch (IllegalArgumentException e) {
+      LOG.warning(
+          "multiplicity state of '" + s.experiment() + "' is unreadable: " + e.getMessage());
+    }
+  }
+
+  /** Blocking: re-reads the reference batches and blob chunks the snapshots locate. */
+  private Void replay(List<Snapshot> snapshots) {
+    for (Snapshot s : snapshots) {
+      if (s.partition() < 0) {
+        continue;
+      }
+      boolean haveReference = callOnContext(() -> referenceIngest.complete(s.experiment()) != null);
+      if (!haveReference && !s.reference().isEmpty()) {
+        java.util.TreeSet<Long> at = new java.util.TreeSet<>(s.reference().values());
+        int found =
+            stateStore.replay(
+                new TopicPartition(topics.batches(), s.partition()),
+                at,
+                rec -> handleOnContext(rec, r -> referenceIngest.onBatch(r)));
+        if (found < at.size()) {
+          LOG.warning(
+              "experiment '"
+                  + s.experiment()
+                  + "': "
+                  + (at.size() - found)
+                  + " reference batch(es) are no longer in "
+                  + topics.batches()
+                  + " (retention); the reference set must be sent again");
+        }
+      }
+      java.util.TreeSet<Long> chunks = new java.util.TreeSet<>();
+      s.blobs()
+          .forEach(
+              (sha, offs) -> {
+                if (!callOnContext(() -> blobIngest.has(sha))) {
+                  chunks.addAll(offs);
+                }
+              });
+      stateStore.replay(
+          new TopicPartition(topics.blobs(), s.partition()),
+          chunks,
+          rec -> handleOnContext(rec, r -> blobIngest.onChunk(r)));
+    }
+    return null;
+  }
+
+  private <T> T callOnContext(java.util.concurrent.Callable<T> call) {
+    java.util.concurrent.CompletableFuture<T> f = new java.util.concurrent.CompletableFuture<>();
+    context.runOnContext(
+        v -> {
+          try {
+            f.complete(call.call());
+          } catch (Exception e) {
+            f.completeExceptionally(e);
+          }
+        });
+    return f.join();
+  }
+
+  /** Blocking: hands a replayed record to a handler on the event loop and waits for it. */
+  private void handleOnContext(
+      ConsumerRecord<byte[], byte[]> rec,
+      java.util.function.Function<InputRecord, Future<Void>> handler) {
+    java.util.concurrent.CompletableFuture<Void> f = new java.util.concurrent.CompletableFuture<>();
+    context.runOnContext(
+        v -> {
+          Future<Void> w;
+          try {
+            w = handler.apply(new InputRecord(rec));
+          } catch (RuntimeException e) {
+            w = Future.failedFuture(e);
+          }
+          w.onComplete(
+              done -> {
+                if (done.failed()) {
+                  LOG.warning(
+                      "replaying "
+                          + rec.topic()
+                          + "-"
+                          + rec.partition()
+                          + "@"
+                          + rec.offset()
+                          + " failed: "
+                          + done.cause().getMessage());
+                }
+                f.complete(null);
+              });
+        });
+    f.join();
+  }
+
+  private void finishRestore(
+      Set<TopicPartition> partitions,
+      Set<Integer> numbers,
+      boolean seek,
+      int restored,
+      long started) {
+    Future<Void> positioned = Future.succeededFuture();
+    if (seek) {
+      List<Future<Void>> seeks = new java.util.ArrayList<>();
+      for (TopicPartition tp : partitions) {
+        io.vertx.kafka.client.common.TopicPartition v =
+            new io.vertx.kafka.client.common.TopicPartition(tp.topic(), tp.partition());
+        seeks.add(
+            consumer
+                .committed(v)
+                .compose(
+                    c ->
+                        c == null ? consumer.seekToBeginning(v) : consumer.seek(v, c.getOffset())));
+      }
+      positioned = Future.all(seeks).mapEmpty();
+    }
+    positioned.onComplete(
+        x -> {
+          if (x.failed()) {
+            LOG.log(Level.SEVERE, "seeking to the committed offsets failed", x.cause());
+          }
+          restoring.removeAll(numbers);
+          Set<TopicPartition> still = new HashSet<>(partitions);
+          still.retainAll(assigned);
+          if (!still.isEmpty()) {
+            consumer.resume(vertxPartitions(still));
+          }
+          LOG.info(
+              "partitions "
+                  + numbers
+                  + ": restored "
+                  + restored
+                  + " experiment(s) from "
+                  + topics.state()
+                  + " in "
+                  + (System.nanoTime() - started) / 1_000_000
+                  + " ms");
+          List<KafkaConsumerRecord<byte[], byte[]>> waiting = new java.util.ArrayList<>(held);
+          held.clear();
+          waiting.forEach(this::handle);
+        });
+  }
+
+  private static Set<io.vertx.kafka.client.common.TopicPartition> vertxPartitions(
+      Set<TopicPartition> partitions) {
+    Set<io.vertx.kafka.client.common.TopicPartition> out = new HashSet<>();
+    partitions.forEach(
+        tp -> out.add(new io.vertx.kafka.client.common.TopicPartition(tp.topic(), tp.partition())));
+    return out;
   }
 
   private Future<Void> route(InputRecord r) {
@@ -258,18 +597,80 @@ public final class IntakeVerticle extends VerticleBase {
   private void resumeIntake() {
     if (paused && consumer != null) {
       paused = false;
+      // Stream-level flow control; partitions paused for a restore stay paused (pause(Set)).
       consumer.resume();
     }
   }
 
+  /**
+   * One commit: the snapshots of changed experiments, then the offsets of finished records, either
+   * with the consumer (at-least-once) or in the open transaction (exactly-once).
+   */
   private void commit() {
     if (committing || consumer == null) {
       return;
     }
     Map<TopicPartition, Long> positions = offsets.commitable();
     positions.keySet().retainAll(assigned);
-    if (positions.isEmpty()) {
+    List<Snapshot> snapshots =
+        config.state().enabled() ? tracker.drainDirty(engine::multiplicitySnapshot) : List.of();
+    boolean pendingSends = exactlyOnce() && ((TransactionalProducer) producer).hasSends();
+    if (positions.isEmpty() && snapshots.isEmpty() && !pendingSends) {
       return;
+    }
+    committing = true;
+    int gen = generation;
+    stateStore
+        .write(context, snapshots)
+        .compose(v -> commitOffsets(positions))
+        .onComplete(
+            done -> {
+              committing = false;
+              if (done.succeeded()) {
+                offsets.committed(positions);
+                positions.forEach((tp, p) -> tracker.committed(tp.topic(), tp.partition(), p));
+                return;
+              }
+              tracker.markDirty(snapshots);
+              if (exactlyOnce() && gen == generation) {
+                LOG.log(
+                    Level.WARNING,
+                    "transaction aborted ("
+                        + done.cause()
+                        + "); reading the assigned partitions again from their committed offsets",
+                    done.cause());
+                giveUpInFlight();
+                offsets.revoke(new java.util.ArrayList<>(assigned));
+                if (!assigned.isEmpty()) {
+                  restore(new HashSet<>(assigned), true);
+                }
+              } else if (!exactlyOnce()) {
+                LOG.warning("commit failed (will retry): " + done.cause().getMessage());
+              }
+            });
+  }
+
+  @SuppressWarnings("removal") // ConsumerGroupMetadata's constructors: see the comment below
+  private Future<Void> commitOffsets(Map<TopicPartition, Long> positions) {
+    if (exactlyOnce()) {
+      Map<TopicPartition, org.apache.kafka.clients.consumer.OffsetAndMetadata> offsetsMap =
+          new HashMap<>();
+      positions.forEach(
+          (tp, p) ->
+              offsetsMap.put(tp, new org.apache.kafka.clients.consumer.OffsetAndMetadata(p)));
+      TransactionalProducer tx = (TransactionalProducer) producer;
+      // No generation: zombies are fenced by the stable transactional id instead (the consumer's
+      // own metadata cannot be read off its polling thread).
+      ConsumerGroupMetadata group =
+          new ConsumerGroupMetadata(config.kafka().groupId(), -1, "", java.util.Optional.empty());
+      return serial.executeBlocking(
+          () -> {
+            tx.commit(offsetsMap, group);
+            return null;
+          });
+    }
+    if (positions.isEmpty()) {
+      return Future.succeededFuture();
     }
     Map<io.vertx.kafka.client.common.TopicPartition, OffsetAndMetadata> request = new HashMap<>();
     positions.forEach(
@@ -277,18 +678,7 @@ public final class IntakeVerticle extends VerticleBase {
             request.put(
                 new io.vertx.kafka.client.common.TopicPartition(tp.topic(), tp.partition()),
                 new OffsetAndMetadata(p, "")));
-    committing = true;
-    consumer
-        .commit(request)
-        .onComplete(
-            done -> {
-              committing = false;
-              if (done.succeeded()) {
-                offsets.committed(positions);
-              } else {
-                LOG.warning("offset commit failed (will retry): " + done.cause().getMessage());
-              }
-            });
+    return consumer.commit(request).mapEmpty();
   }
 
   @Override
@@ -301,16 +691,17 @@ public final class IntakeVerticle extends VerticleBase {
     consumer.pause();
     Map<TopicPartition, Long> positions = offsets.commitable();
     positions.keySet().retainAll(assigned);
-    Map<io.vertx.kafka.client.common.TopicPartition, OffsetAndMetadata> request = new HashMap<>();
-    positions.forEach(
-        (tp, p) ->
-            request.put(
-                new io.vertx.kafka.client.common.TopicPartition(tp.topic(), tp.partition()),
-                new OffsetAndMetadata(p, "")));
-    Future<?> committed = request.isEmpty() ? Future.succeededFuture() : consumer.commit(request);
+    List<Snapshot> snapshots =
+        config.state().enabled() ? tracker.drainDirty(engine::multiplicitySnapshot) : List.of();
+    Future<?> committed =
+        stateStore.write(context, snapshots).compose(v -> commitOffsets(positions));
     return committed
         .transform(x -> consumer.close())
         .transform(x -> workers.close())
-        .onComplete(x -> engine.close());
+        .onComplete(
+            x -> {
+              engine.close();
+              serial.close();
+            });
   }
 }

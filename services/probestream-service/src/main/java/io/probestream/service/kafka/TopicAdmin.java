@@ -28,9 +28,17 @@ public final class TopicAdmin {
       List<NewTopic> create = new ArrayList<>();
       for (String t : topics.all()) {
         if (!existing.contains(t)) {
+          Map<String, String> settings =
+              t.equals(topics.state())
+                  ? Map.of(
+                      TopicConfig.MAX_MESSAGE_BYTES_CONFIG,
+                      maxMessage,
+                      TopicConfig.CLEANUP_POLICY_CONFIG,
+                      TopicConfig.CLEANUP_POLICY_COMPACT)
+                  : Map.of(TopicConfig.MAX_MESSAGE_BYTES_CONFIG, maxMessage);
           create.add(
               new NewTopic(t, config.topics().partitions(), config.topics().replication())
-                  .configs(Map.of(TopicConfig.MAX_MESSAGE_BYTES_CONFIG, maxMessage)));
+                  .configs(settings));
         }
       }
       List<String> created = new ArrayList<>();
