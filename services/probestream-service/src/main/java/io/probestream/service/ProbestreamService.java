@@ -21,6 +21,7 @@ import java.util.logging.Logger;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.common.errors.AuthenticationException;
 
 /**
  * The streaming service, wired: checks the topics, creates the producer, rebuilds the results view
@@ -79,11 +80,7 @@ public final class ProbestreamService {
               }
               return new KafkaProducer<byte[], byte[]>(KafkaSettings.producer(config, bootstrap));
             })
-        .recover(
-            e ->
-                Future.failedFuture(
-                    new IllegalStateException(
-                        "Kafka at " + bootstrap + " did not answer: " + e.getMessage(), e)))
+        .recover(e -> Future.failedFuture(brokerFailure(config, bootstrap, e)))
         .compose(
             producer -> {
               readiness.broker(true);
@@ -91,7 +88,7 @@ public final class ProbestreamService {
                   new ResultView(
                       ResultView.DEFAULT_MAX_EXPERIMENTS,
                       ResultView.DEFAULT_MAX_RESULTS_PER_EXPERIMENT);
-              return rebuildView(vertx, bootstrap, config.topicNames().results(), view)
+              return rebuildView(vertx, config, bootstrap, config.topicNames().results(), view)
                   .compose(
                       loaded ->
                           deploy(vertx, config, bootstrap, producer, metrics, view, readiness))
@@ -103,9 +100,30 @@ public final class ProbestreamService {
             });
   }
 
+  /** Why the first contact with the broker failed; a refused login names the settings to fix. */
+  private static IllegalStateException brokerFailure(
+      ProbestreamConfig config, String bootstrap, Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof AuthenticationException) {
+        return new IllegalStateException(
+            "Kafka at "
+                + bootstrap
+                + " refused the connection: "
+                + t.getMessage()
+                + " (check probestream.kafka.security-protocol, sasl-mechanism, sasl-username,"
+                + " sasl-password-file and ssl-truststore-file; now "
+                + config.kafkaSecurity()
+                + ")",
+            e);
+      }
+    }
+    return new IllegalStateException(
+        "Kafka at " + bootstrap + " did not answer: " + e.getMessage(), e);
+  }
+
   /** Reads the results topic into {@code view} on a pool of its own, before anything publishes. */
   private static Future<ResultViewLoader.Loaded> rebuildView(
-      Vertx vertx, String bootstrap, String topic, ResultView view) {
+      Vertx vertx, ProbestreamConfig config, String bootstrap, String topic, ResultView view) {
     // A large topic may take minutes; a pool of its own keeps that off the shared worker pool
     // and its blocked-thread warnings.
     WorkerExecutor pool =
@@ -115,7 +133,7 @@ public final class ProbestreamService {
             () -> {
               try (KafkaConsumer<byte[], byte[]> consumer =
                   new KafkaConsumer<>(
-                      KafkaSettings.reader(bootstrap, "probestream-view-rebuild"))) {
+                      KafkaSettings.reader(config, bootstrap, "probestream-view-rebuild"))) {
                 return ResultViewLoader.load(consumer, topic, view, REBUILD_STALL);
               }
             })
