@@ -22,6 +22,7 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.common.errors.AuthenticationException;
+import org.apache.kafka.common.errors.SslAuthenticationException;
 
 /**
  * The streaming service, wired: checks the topics, creates the producer, rebuilds the results view
@@ -105,13 +106,19 @@ public final class ProbestreamService {
       ProbestreamConfig config, String bootstrap, Throwable e) {
     for (Throwable t = e; t != null; t = t.getCause()) {
       if (t instanceof AuthenticationException) {
+        String check =
+            t instanceof SslAuthenticationException
+                ? "probestream.kafka.ssl-truststore-file and the broker's certificate"
+                : "probestream.kafka.sasl-username, probestream.kafka.sasl-password-file and"
+                    + " probestream.kafka.sasl-mechanism";
         return new IllegalStateException(
             "Kafka at "
                 + bootstrap
                 + " refused the connection: "
                 + t.getMessage()
-                + " (check probestream.kafka.security-protocol, sasl-mechanism, sasl-username,"
-                + " sasl-password-file and ssl-truststore-file; now "
+                + " (check "
+                + check
+                + "; now "
                 + config.kafkaSecurity()
                 + ")",
             e);
