@@ -184,6 +184,8 @@ public final class ProbestreamService {
             config.http().port(),
             config.http().authToken(),
             config.http().openPaths(),
+            config.http().tlsCertFile(),
+            config.http().tlsKeyFile(),
             metrics,
             view,
             references,
