@@ -823,6 +823,15 @@ public record ProbestreamConfig(
             Blobs.take(source),
             Path.of(source.take(DATA_DIR)).toAbsolutePath().normalize());
     source.rejectUnknown();
+    if (c.kafka().embedded() && !c.kafkaSecurity().protocol().equals("PLAINTEXT")) {
+      throw new ConfigException(
+          KafkaSecurity.PROTOCOL.name()
+              + " = "
+              + c.kafkaSecurity().protocol()
+              + " and "
+              + Kafka.EMBEDDED.name()
+              + " = true: the embedded broker speaks PLAINTEXT on 127.0.0.1 only");
+    }
     return c;
   }
 

@@ -209,6 +209,21 @@ class KafkaSettingsTest {
   }
 
   @Test
+  void theEmbeddedBrokerTakesPlaintextOnly() throws IOException {
+    Map<String, String> flags = new LinkedHashMap<>();
+    flags.put("kafka.embedded", "true");
+    flags.put("data-dir", dir.resolve("data").toString());
+    flags.put("kafka.security-protocol", "SASL_PLAINTEXT");
+    flags.put("kafka.sasl-username", "svc");
+    flags.put("kafka.sasl-password-file", write("pw", "s3cret").toString());
+    assertThatThrownBy(() -> ProbestreamConfig.of(flags))
+        .isInstanceOf(ConfigException.class)
+        .hasMessage(
+            "probestream.kafka.security-protocol = SASL_PLAINTEXT and probestream.kafka.embedded"
+                + " = true: the embedded broker speaks PLAINTEXT on 127.0.0.1 only");
+  }
+
+  @Test
   void configToStringNeverShowsAPassword() throws IOException {
     Path props = write("client.properties", "ssl.keystore.password=keystore-secret\n");
     ProbestreamConfig c =
