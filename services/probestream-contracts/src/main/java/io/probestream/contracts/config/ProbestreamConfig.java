@@ -144,8 +144,8 @@ public record ProbestreamConfig(
         ConfigKey.of(
             "probestream.kafka.ssl-truststore-file",
             "",
-            "CA certificates trusted for the brokers' TLS (PEM, or PKCS12/JKS by extension .p12,"
-                + " .pfx, .jks); empty: the JVM's default trust.");
+            "CA certificates trusted for the brokers' TLS, typed by extension: .pem or .crt (PEM),"
+                + " .p12 or .pfx (PKCS12), .jks (JKS); empty: the JVM's default trust.");
     static final ConfigKey TRUSTSTORE_PASSWORD_FILE =
         ConfigKey.of(
             "probestream.kafka.ssl-truststore-password-file",

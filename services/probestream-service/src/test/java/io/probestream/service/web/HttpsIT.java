@@ -136,6 +136,7 @@ class HttpsIT {
                   get("https://127.0.0.1:" + port + "/health/live"),
                   HttpResponse.BodyHandlers.ofString());
       assertThat(live.statusCode()).isEqualTo(200);
+      assertThat(live.version()).isEqualTo(HttpClient.Version.HTTP_1_1);
       assertThat(live.body()).contains("\"status\"").contains("\"UP\"");
       Certificate served = live.sslSession().orElseThrow().getPeerCertificates()[0];
       assertThat(served).isEqualTo(cert);
