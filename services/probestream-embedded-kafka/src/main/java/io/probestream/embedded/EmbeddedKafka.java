@@ -152,9 +152,9 @@ public final class EmbeddedKafka implements AutoCloseable {
     }
 
     /**
-     * These options with a SASL_PLAINTEXT listener that accepts exactly these SCRAM-SHA-512 users
-     * (name to password); an empty map removes the listener. On a reused data dir the users are
-     * created or updated after start; users of an earlier start stay.
+     * These options with a SASL_PLAINTEXT listener that accepts these SCRAM-SHA-512 users (name to
+     * password); an empty map removes the listener. On a reused data dir the users are created or
+     * updated after start; users of an earlier start stay.
      */
     public Options withScramUsers(Map<String, String> users) {
       return new Options(brokerPort, dataDir, maxMessageBytes, overrides, users);
