@@ -93,7 +93,7 @@ final class DemoCommand implements Callable<Integer> {
                 }
               });
       err.printf("probestream: Kafka %s (embedded: %s)%n", rt.bootstrap, rt.broker != null);
-      ServeCommand.printUrls(err, rt.service.httpPort());
+      ServeCommand.printUrls(err, rt.service.httpPort(), config.http().tlsEnabled());
       err.printf(
           "probestream: training %s: %d seed(s) × %d steps, a checkpoint every %d steps (%d"
               + " checkpoints, %d results to come)%n",

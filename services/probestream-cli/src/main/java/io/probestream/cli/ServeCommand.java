@@ -41,17 +41,18 @@ final class ServeCommand implements Callable<Integer> {
           rt.broker != null ? " (embedded)" : "",
           config.topics().prefix(),
           config.dataDir());
-      printUrls(err, rt.service.httpPort());
+      printUrls(err, rt.service.httpPort(), config.http().tlsEnabled());
       err.flush();
       rt.runUntilStopped(err);
     }
     return 0;
   }
 
-  static void printUrls(PrintWriter err, int port) {
-    err.printf("probestream: dashboard  http://localhost:%d/%n", port);
-    err.printf("probestream: metrics    http://localhost:%d/metrics%n", port);
-    err.printf("probestream: health     http://localhost:%d/health/ready%n", port);
-    err.printf("probestream: results    http://localhost:%d/api/v1/experiments%n", port);
+  static void printUrls(PrintWriter err, int port, boolean https) {
+    String base = (https ? "https" : "http") + "://localhost:" + port;
+    err.printf("probestream: dashboard  %s/%n", base);
+    err.printf("probestream: metrics    %s/metrics%n", base);
+    err.printf("probestream: health     %s/health/ready%n", base);
+    err.printf("probestream: results    %s/api/v1/experiments%n", base);
   }
 }

@@ -23,6 +23,7 @@ import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.utils.Time;
 import org.apache.kafka.common.utils.Utils;
 import org.apache.kafka.metadata.storage.Formatter;
+import org.apache.kafka.server.common.ApiMessageAndVersion;
 import org.apache.kafka.server.common.MetadataVersion;
 
 /**
@@ -50,9 +51,17 @@ public final class EmbeddedKafka implements AutoCloseable {
    *     accepts unless its own {@code max.message.bytes} is lower
    * @param overrides further broker settings, applied last; never null, and may not set the keys
    *     that the other fields or the single-node layout own
+   * @param scramUsers SCRAM-SHA-512 users (name to password); never null. Non-empty adds a second
+   *     client listener, SASL_PLAINTEXT on 127.0.0.1 ({@link #saslBootstrapServers()}), that
+   *     accepts these users only; the PLAINTEXT listener stays as it is. Empty (the default): no
+   *     SASL listener.
    */
   public record Options(
-      int brokerPort, Path dataDir, int maxMessageBytes, Map<String, String> overrides) {
+      int brokerPort,
+      Path dataDir,
+      int maxMessageBytes,
+      Map<String, String> overrides,
+      Map<String, String> scramUsers) {
     /** 64 MiB of payload plus 1 MiB for the batch and record overhead. */
     public static final int DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 1024 * 1024;
 
@@ -86,6 +95,35 @@ public final class EmbeddedKafka implements AutoCloseable {
               "override '" + key + "' is managed by EmbeddedKafka: " + OWNED_KEYS.get(key));
         }
       }
+      scramUsers = Map.copyOf(Objects.requireNonNull(scramUsers, "scramUsers"));
+      for (Map.Entry<String, String> u : scramUsers.entrySet()) {
+        if (u.getKey().isBlank() || u.getValue().isEmpty()) {
+          throw new IllegalArgumentException(
+              "scramUsers: user '" + u.getKey() + "' needs a non-blank name and a password");
+        }
+      }
+    }
+
+    /** As the canonical constructor, without SCRAM users (no SASL listener). */
+    public Options(
+        int brokerPort, Path dataDir, int maxMessageBytes, Map<String, String> overrides) {
+      this(brokerPort, dataDir, maxMessageBytes, overrides, Map.of());
+    }
+
+    /** Shows the SCRAM user names, never their passwords. */
+    @Override
+    public String toString() {
+      return "Options[brokerPort="
+          + brokerPort
+          + ", dataDir="
+          + dataDir
+          + ", maxMessageBytes="
+          + maxMessageBytes
+          + ", overrides="
+          + overrides
+          + ", scramUsers="
+          + new java.util.TreeSet<>(scramUsers.keySet())
+          + "]";
     }
 
     /** A free port, a temp dir and {@link #DEFAULT_MAX_MESSAGE_BYTES}, with no overrides. */
@@ -95,36 +133,52 @@ public final class EmbeddedKafka implements AutoCloseable {
 
     /** These options with the given client port; 0 picks a free one. */
     public Options withBrokerPort(int port) {
-      return new Options(port, dataDir, maxMessageBytes, overrides);
+      return new Options(port, dataDir, maxMessageBytes, overrides, scramUsers);
     }
 
     /** These options with a persistent data dir, or a temp one if {@code dir} is null. */
     public Options withDataDir(Path dir) {
-      return new Options(brokerPort, dir, maxMessageBytes, overrides);
+      return new Options(brokerPort, dir, maxMessageBytes, overrides, scramUsers);
     }
 
     /** These options with the broker's {@code message.max.bytes} set to {@code bytes}. */
     public Options withMaxMessageBytes(int bytes) {
-      return new Options(brokerPort, dataDir, bytes, overrides);
+      return new Options(brokerPort, dataDir, bytes, overrides, scramUsers);
     }
 
     /** These options with {@code settings} replacing all earlier overrides. */
     public Options withOverrides(Map<String, String> settings) {
-      return new Options(brokerPort, dataDir, maxMessageBytes, settings);
+      return new Options(brokerPort, dataDir, maxMessageBytes, settings, scramUsers);
+    }
+
+    /**
+     * These options with a SASL_PLAINTEXT listener that accepts these SCRAM-SHA-512 users (name to
+     * password); an empty map removes the listener. On a reused data dir the users are created or
+     * updated after start; users of an earlier start stay.
+     */
+    public Options withScramUsers(Map<String, String> users) {
+      return new Options(brokerPort, dataDir, maxMessageBytes, overrides, users);
     }
   }
 
   private final KafkaRaftServer server;
   private final int port;
+  private final int saslPort; // 0: no SASL listener
   private final Path dataDir;
   private final boolean temporary;
   private final String clusterId;
   private boolean closed; // guarded by this
 
   private EmbeddedKafka(
-      KafkaRaftServer server, int port, Path dataDir, boolean temporary, String clusterId) {
+      KafkaRaftServer server,
+      int port,
+      int saslPort,
+      Path dataDir,
+      boolean temporary,
+      String clusterId) {
     this.server = server;
     this.port = port;
+    this.saslPort = saslPort;
     this.dataDir = dataDir;
     this.temporary = temporary;
     this.clusterId = clusterId;
@@ -155,8 +209,9 @@ public final class EmbeddedKafka implements AutoCloseable {
     for (int attempt = 1; ; attempt++) {
       int brokerPort = fixedPort != 0 ? fixedPort : freePorts.getAsInt();
       int controllerPort = freePorts.getAsInt();
+      int saslPort = options.scramUsers().isEmpty() ? 0 : freePorts.getAsInt();
       try {
-        return startOnce(options, brokerPort, controllerPort);
+        return startOnce(options, brokerPort, controllerPort, saslPort);
       } catch (RuntimeException e) {
         if (!failedToBind(e)) {
           throw e;
@@ -172,8 +227,8 @@ public final class EmbeddedKafka implements AutoCloseable {
     }
   }
 
-  private static EmbeddedKafka startOnce(Options options, int brokerPort, int controllerPort)
-      throws IOException {
+  private static EmbeddedKafka startOnce(
+      Options options, int brokerPort, int controllerPort, int saslPort) throws IOException {
     boolean temporary = options.dataDir() == null;
     Path dir =
         temporary
@@ -181,13 +236,19 @@ public final class EmbeddedKafka implements AutoCloseable {
             : Files.createDirectories(options.dataDir().toAbsolutePath());
     KafkaRaftServer server = null;
     try {
-      String clusterId = formatIfNew(dir);
+      boolean formatted = Files.exists(dir.resolve(META_PROPERTIES));
+      String clusterId = formatIfNew(dir, ScramUsers.records(options.scramUsers()));
       server =
           new KafkaRaftServer(
-              new KafkaConfig(brokerConfig(options, dir, brokerPort, controllerPort), false),
+              new KafkaConfig(
+                  brokerConfig(options, dir, brokerPort, controllerPort, saslPort), false),
               Time.SYSTEM);
       server.startup(); // returns once the broker is registered and unfenced
-      return new EmbeddedKafka(server, brokerPort, dir, temporary, clusterId);
+      if (formatted && !options.scramUsers().isEmpty()) {
+        // The users went into the bootstrap metadata only if this start formatted the dir.
+        ScramUsers.upsert(HOST + ":" + brokerPort, HOST + ":" + saslPort, options.scramUsers());
+      }
+      return new EmbeddedKafka(server, brokerPort, saslPort, dir, temporary, clusterId);
     } catch (IOException | RuntimeException e) {
       if (server != null) {
         server.shutdown();
@@ -201,7 +262,7 @@ public final class EmbeddedKafka implements AutoCloseable {
   }
 
   private static Map<String, Object> brokerConfig(
-      Options options, Path dir, int brokerPort, int controllerPort) {
+      Options options, Path dir, int brokerPort, int controllerPort, int saslPort) {
     Map<String, Object> p = new HashMap<>();
     p.put("process.roles", "broker,controller");
     p.put("node.id", String.valueOf(NODE_ID));
@@ -215,6 +276,20 @@ public final class EmbeddedKafka implements AutoCloseable {
     p.put("controller.listener.names", "CONTROLLER");
     p.put("inter.broker.listener.name", "PLAINTEXT");
     p.put("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT");
+    if (saslPort != 0) {
+      // A second client listener that takes SCRAM-SHA-512 logins only; brokers and controller
+      // keep talking PLAINTEXT among themselves (one node, 127.0.0.1 only).
+      String sasl = "SASL_PLAINTEXT://" + HOST + ":" + saslPort;
+      p.put("listeners", p.get("listeners") + "," + sasl);
+      p.put("advertised.listeners", p.get("advertised.listeners") + "," + sasl);
+      p.put(
+          "listener.security.protocol.map",
+          p.get("listener.security.protocol.map") + ",SASL_PLAINTEXT:SASL_PLAINTEXT");
+      p.put("listener.name.sasl_plaintext.sasl.enabled.mechanisms", ScramUsers.MECHANISM);
+      p.put(
+          "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config",
+          "org.apache.kafka.common.security.scram.ScramLoginModule required;");
+    }
     p.put("log.dirs", dir.toString());
     // One node: internal topics default to RF 3 / min ISR 2, and then transactions time out and
     // groups never get an assignment.
@@ -249,7 +324,8 @@ public final class EmbeddedKafka implements AutoCloseable {
 
   // Equivalent of `kafka-storage format -t <random uuid>`, unless the dir already holds a node
   // (a persistent dir from an earlier start): formatting again with a new id would be refused.
-  private static String formatIfNew(Path dir) throws IOException {
+  private static String formatIfNew(Path dir, List<ApiMessageAndVersion> bootstrapRecords)
+      throws IOException {
     Path meta = dir.resolve(META_PROPERTIES);
     if (Files.exists(meta)) {
       Properties properties = new Properties();
@@ -281,6 +357,7 @@ public final class EmbeddedKafka implements AutoCloseable {
           .setMetadataLogDirectory(dir.toString())
           .setControllerListenerName("CONTROLLER")
           .setReleaseVersion(MetadataVersion.LATEST_PRODUCTION)
+          .setAdditionalBootstrapRecords(bootstrapRecords)
           .run();
     } catch (IOException | RuntimeException e) {
       throw e;
@@ -335,6 +412,20 @@ public final class EmbeddedKafka implements AutoCloseable {
   /** The client address, {@code 127.0.0.1:<port>}; never null. */
   public String bootstrapServers() {
     return HOST + ":" + port;
+  }
+
+  /**
+   * The SASL_PLAINTEXT client address, {@code 127.0.0.1:<port>}, where only {@link
+   * Options#scramUsers()} log in, with SCRAM-SHA-512.
+   *
+   * @throws IllegalStateException if the broker was started without SCRAM users
+   */
+  public String saslBootstrapServers() {
+    if (saslPort == 0) {
+      throw new IllegalStateException(
+          "no SASL listener: start the broker with Options.withScramUsers(...)");
+    }
+    return HOST + ":" + saslPort;
   }
 
   /** The client port on 127.0.0.1. */

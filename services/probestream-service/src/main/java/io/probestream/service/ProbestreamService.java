@@ -24,6 +24,8 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.errors.AuthenticationException;
+import org.apache.kafka.common.errors.SslAuthenticationException;
 
 /**
  * The streaming service, wired: checks the topics, creates the producer, rebuilds the results view
@@ -88,11 +90,7 @@ public final class ProbestreamService {
               settings.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "10000");
               return new TransactionalProducer(new KafkaProducer<byte[], byte[]>(settings));
             })
-        .recover(
-            e ->
-                Future.failedFuture(
-                    new IllegalStateException(
-                        "Kafka at " + bootstrap + " did not answer: " + e.getMessage(), e)))
+        .recover(e -> Future.failedFuture(brokerFailure(config, bootstrap, e)))
         .compose(
             producer -> {
               readiness.broker(true);
@@ -100,7 +98,7 @@ public final class ProbestreamService {
                   new ResultView(
                       ResultView.DEFAULT_MAX_EXPERIMENTS,
                       ResultView.DEFAULT_MAX_RESULTS_PER_EXPERIMENT);
-              return rebuildView(vertx, bootstrap, config.topicNames().results(), view)
+              return rebuildView(vertx, config, bootstrap, config.topicNames().results(), view)
                   .compose(
                       loaded ->
                           deploy(vertx, config, bootstrap, producer, metrics, view, readiness))
@@ -129,9 +127,36 @@ public final class ProbestreamService {
     return "probestream-" + config.kafka().groupId() + "-" + where.substring(0, 16);
   }
 
+  /** Why the first contact with the broker failed; a refused login names the settings to fix. */
+  private static IllegalStateException brokerFailure(
+      ProbestreamConfig config, String bootstrap, Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof AuthenticationException) {
+        String check =
+            t instanceof SslAuthenticationException
+                ? "probestream.kafka.ssl-truststore-file and the broker's certificate"
+                : "probestream.kafka.sasl-username, probestream.kafka.sasl-password-file and"
+                    + " probestream.kafka.sasl-mechanism";
+        return new IllegalStateException(
+            "Kafka at "
+                + bootstrap
+                + " refused the connection: "
+                + t.getMessage()
+                + " (check "
+                + check
+                + "; now "
+                + config.kafkaSecurity()
+                + ")",
+            e);
+      }
+    }
+    return new IllegalStateException(
+        "Kafka at " + bootstrap + " did not answer: " + e.getMessage(), e);
+  }
+
   /** Reads the results topic into {@code view} on a pool of its own, before anything publishes. */
   private static Future<ResultViewLoader.Loaded> rebuildView(
-      Vertx vertx, String bootstrap, String topic, ResultView view) {
+      Vertx vertx, ProbestreamConfig config, String bootstrap, String topic, ResultView view) {
     // A large topic may take minutes; a pool of its own keeps that off the shared worker pool
     // and its blocked-thread warnings.
     WorkerExecutor pool =
@@ -141,7 +166,7 @@ public final class ProbestreamService {
             () -> {
               try (KafkaConsumer<byte[], byte[]> consumer =
                   new KafkaConsumer<>(
-                      KafkaSettings.reader(bootstrap, "probestream-view-rebuild"))) {
+                      KafkaSettings.reader(config, bootstrap, "probestream-view-rebuild"))) {
                 return ResultViewLoader.load(consumer, topic, view, REBUILD_STALL);
               }
             })
@@ -185,6 +210,8 @@ public final class ProbestreamService {
             config.http().port(),
             config.http().authToken(),
             config.http().openPaths(),
+            config.http().tlsCertFile(),
+            config.http().tlsKeyFile(),
             metrics,
             view,
             references,

@@ -64,7 +64,8 @@ public final class ServiceHarness implements AutoCloseable {
 
   /**
    * Starts the service with the test's topic prefix and a fresh data dir; {@code set} overrides
-   * keys.
+   * keys (the service connects to {@code kafka.bootstrap-servers}, the test's own clients to {@code
+   * kafka}).
    */
   public static ServiceHarness start(KafkaTestCluster kafka, Map<String, String> set)
       throws Exception {
@@ -89,7 +90,7 @@ public final class ServiceHarness implements AutoCloseable {
     ProbestreamConfig config = ProbestreamConfig.of(flags);
     Vertx vertx = Vertx.vertx();
     ProbestreamService service =
-        ProbestreamService.start(vertx, config, kafka.bootstrapServers())
+        ProbestreamService.start(vertx, config, config.kafka().bootstrapServers())
             .toCompletionStage()
             .toCompletableFuture()
             .get(60, TimeUnit.SECONDS);

@@ -144,8 +144,8 @@ public record ProbestreamConfig(
         ConfigKey.of(
             "probestream.kafka.ssl-truststore-file",
             "",
-            "CA certificates trusted for the brokers' TLS (PEM, or PKCS12/JKS by extension .p12,"
-                + " .pfx, .jks); empty: the JVM's default trust.");
+            "CA certificates trusted for the brokers' TLS, typed by extension: .pem or .crt (PEM),"
+                + " .p12 or .pfx (PKCS12), .jks (JKS); empty: the JVM's default trust.");
     static final ConfigKey TRUSTSTORE_PASSWORD_FILE =
         ConfigKey.of(
             "probestream.kafka.ssl-truststore-password-file",
@@ -183,10 +183,50 @@ public record ProbestreamConfig(
                   + SASL_PASSWORD_FILE.name());
         }
       }
+      if (storeType(truststoreFile).equals("PEM") && !truststorePassword.isEmpty()) {
+        throw new ConfigException(
+            TRUSTSTORE_PASSWORD_FILE.name()
+                + " is for PKCS12 and JKS stores; the PEM truststore "
+                + truststoreFile
+                + " takes no password");
+      }
     }
 
     private static boolean sasl(String protocol) {
       return protocol.startsWith("SASL_");
+    }
+
+    /**
+     * The Kafka {@code ssl.truststore.type} of {@link #truststoreFile}, by its extension: PEM for
+     * .pem and .crt, PKCS12 for .p12 and .pfx, JKS for .jks; empty without a truststore.
+     *
+     * @throws ConfigException for any other extension
+     */
+    public String truststoreType() {
+      return storeType(truststoreFile);
+    }
+
+    // Static: the compact constructor checks the parameter before the fields are set.
+    private static String storeType(String truststoreFile) {
+      if (truststoreFile.isEmpty()) {
+        return "";
+      }
+      String name = truststoreFile.toLowerCase(Locale.ROOT);
+      if (name.endsWith(".pem") || name.endsWith(".crt")) {
+        return "PEM";
+      }
+      if (name.endsWith(".p12") || name.endsWith(".pfx")) {
+        return "PKCS12";
+      }
+      if (name.endsWith(".jks")) {
+        return "JKS";
+      }
+      throw new ConfigException(
+          TRUSTSTORE.name()
+              + " = "
+              + truststoreFile
+              + ": cannot tell the store type; name it .pem or .crt (PEM), .p12 or .pfx (PKCS12),"
+              + " or .jks (JKS)");
     }
 
     /** Whether the clients authenticate with SASL. */
@@ -783,6 +823,15 @@ public record ProbestreamConfig(
             Blobs.take(source),
             Path.of(source.take(DATA_DIR)).toAbsolutePath().normalize());
     source.rejectUnknown();
+    if (c.kafka().embedded() && !c.kafkaSecurity().protocol().equals("PLAINTEXT")) {
+      throw new ConfigException(
+          KafkaSecurity.PROTOCOL.name()
+              + " = "
+              + c.kafkaSecurity().protocol()
+              + " and "
+              + Kafka.EMBEDDED.name()
+              + " = true: the embedded broker speaks PLAINTEXT on 127.0.0.1 only");
+    }
     return c;
   }
 

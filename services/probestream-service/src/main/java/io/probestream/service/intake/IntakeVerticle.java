@@ -160,7 +160,8 @@ public final class IntakeVerticle extends VerticleBase {
     serial =
         vertx.createSharedWorkerExecutor(
             "probestream-state", 1, 30, java.util.concurrent.TimeUnit.MINUTES);
-    Map<String, Object> reader = KafkaSettings.reader(bootstrap, "probestream-state-reader");
+    Map<String, Object> reader =
+        KafkaSettings.reader(config, bootstrap, "probestream-state-reader");
     reader.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     reader.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, Integer.toString(4 << 20));
     stateStore = new StateStore(producer, topics.state(), reader);

@@ -3,14 +3,20 @@ package io.probestream.service.kafka;
 import io.probestream.contracts.config.ProbestreamConfig;
 import java.util.HashMap;
 import java.util.Map;
+import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.RangeAssignor;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.config.SaslConfigs;
+import org.apache.kafka.common.config.SslConfigs;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
-/** Client settings derived from the configuration, in one place. Stateless. */
+/**
+ * Client settings derived from the configuration, in one place: every map carries {@link #security}
+ * last, so every client the service creates authenticates and encrypts alike. Stateless.
+ */
 public final class KafkaSettings {
   /** Room for record overhead (headers, batch framing) above the payload limit. */
   public static final int SLACK_BYTES = 1 << 20;
@@ -36,6 +42,7 @@ public final class KafkaSettings {
     m.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, RangeAssignor.class.getName());
     m.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
     m.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    m.putAll(security(c.kafkaSecurity()));
     return m;
   }
 
@@ -43,7 +50,7 @@ public final class KafkaSettings {
    * A consumer that joins no group and commits nothing, for reading a topic from its start (the
    * results view's rebuild).
    */
-  public static Map<String, Object> reader(String bootstrap, String clientId) {
+  public static Map<String, Object> reader(ProbestreamConfig c, String bootstrap, String clientId) {
     Map<String, Object> m = new HashMap<>();
     m.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     m.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
@@ -51,6 +58,7 @@ public final class KafkaSettings {
     m.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     m.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
     m.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    m.putAll(security(c.kafkaSecurity()));
     return m;
   }
 
@@ -66,14 +74,72 @@ public final class KafkaSettings {
         Long.toString(c.limits().maxBatchBytes() + SLACK_BYTES));
     m.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
     m.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    m.putAll(security(c.kafkaSecurity()));
     return m;
   }
 
-  public static Map<String, Object> admin(String bootstrap) {
+  public static Map<String, Object> admin(ProbestreamConfig c, String bootstrap) {
     Map<String, Object> m = new HashMap<>();
     m.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     m.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
     m.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+    m.putAll(security(c.kafkaSecurity()));
     return m;
+  }
+
+  /**
+   * The authentication and encryption settings every client gets: {@code security.protocol}; with
+   * SASL the mechanism and a JAAS login ({@code ScramLoginModule} or {@code PlainLoginModule});
+   * with TLS the truststore, its type by extension and its password; then the client properties,
+   * which override all of these. The values hold secrets: never log the map (Kafka's own config log
+   * shows {@code sasl.jaas.config} and passwords as {@code [hidden]}).
+   */
+  public static Map<String, String> security(ProbestreamConfig.KafkaSecurity s) {
+    Map<String, String> m = new HashMap<>();
+    m.put(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, s.protocol());
+    if (s.usesSasl()) {
+      m.put(SaslConfigs.SASL_MECHANISM, s.saslMechanism());
+      m.put(
+          SaslConfigs.SASL_JAAS_CONFIG,
+          jaasConfig(s.saslMechanism(), s.saslUsername(), s.saslPassword()));
+    }
+    if (s.usesTls() && !s.truststoreFile().isEmpty()) {
+      m.put(SslConfigs.SSL_TRUSTSTORE_LOCATION_CONFIG, s.truststoreFile());
+      m.put(SslConfigs.SSL_TRUSTSTORE_TYPE_CONFIG, s.truststoreType());
+      if (!s.truststorePassword().isEmpty()) {
+        m.put(SslConfigs.SSL_TRUSTSTORE_PASSWORD_CONFIG, s.truststorePassword());
+      }
+    }
+    m.putAll(s.clientProperties());
+    return m;
+  }
+
+  /**
+   * The {@code sasl.jaas.config} line for a user: the SCRAM login module for SCRAM-SHA-*, the plain
+   * one for PLAIN, with both values quoted so that any character survives Kafka's parser.
+   */
+  static String jaasConfig(String mechanism, String username, String password) {
+    String module =
+        mechanism.equals("PLAIN")
+            ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+            : "org.apache.kafka.common.security.scram.ScramLoginModule";
+    return module + " required username=" + quote(username) + " password=" + quote(password) + ";";
+  }
+
+  // Kafka reads sasl.jaas.config with java.io.StreamTokenizer: inside double quotes a backslash
+  // escapes the next character, and a bare line break would end the value.
+  private static String quote(String value) {
+    StringBuilder b = new StringBuilder(value.length() + 2).append('"');
+    for (int i = 0; i < value.length(); i++) {
+      char ch = value.charAt(i);
+      switch (ch) {
+        case '\\' -> b.append("\\\\");
+        case '"' -> b.append("\\\"");
+        case '\n' -> b.append("\\n");
+        case '\r' -> b.append("\\r");
+        default -> b.append(ch);
+      }
+    }
+    return b.append('"').toString();
   }
 }

@@ -23,7 +23,7 @@ public final class TopicAdmin {
       throws InterruptedException, ExecutionException, TimeoutException {
     Topics topics = config.topicNames();
     String maxMessage = Long.toString(config.limits().maxBatchBytes() + KafkaSettings.SLACK_BYTES);
-    try (Admin admin = Admin.create(KafkaSettings.admin(bootstrap))) {
+    try (Admin admin = Admin.create(KafkaSettings.admin(config, bootstrap))) {
       Set<String> existing = admin.listTopics().names().get(30, TimeUnit.SECONDS);
       List<NewTopic> create = new ArrayList<>();
       for (String t : topics.all()) {

@@ -6,10 +6,17 @@ import io.probestream.service.view.ReferenceStatus;
 import io.probestream.service.view.ResultView;
 import io.vertx.core.Future;
 import io.vertx.core.VerticleBase;
+import io.vertx.core.buffer.Buffer;
 import io.vertx.core.http.HttpServer;
+import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.PemKeyCertOptions;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.handler.StaticHandler;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -25,6 +32,8 @@ public final class HttpVerticle extends VerticleBase {
   public static final String RESULTS_ADDRESS = "probestream.results";
 
   private static final Logger LOG = Logger.getLogger(HttpVerticle.class.getName());
+  private static final String CERT_KEY = "probestream.http.tls-cert-file";
+  private static final String KEY_KEY = "probestream.http.tls-key-file";
 
   private final String host;
   private final int port;
@@ -34,6 +43,8 @@ public final class HttpVerticle extends VerticleBase {
   private final Readiness readiness;
   private final String authToken;
   private final List<String> openPaths;
+  private final String tlsCertFile;
+  private final String tlsKeyFile;
   private final StreamRoute stream = new StreamRoute();
   private HttpServer server;
 
@@ -61,6 +72,30 @@ public final class HttpVerticle extends VerticleBase {
       ResultView view,
       ReferenceStatus references,
       Readiness readiness) {
+    this(host, port, authToken, openPaths, "", "", metrics, view, references, readiness);
+  }
+
+  /**
+   * As above; with {@code tlsCertFile} and {@code tlsKeyFile} (PEM certificate chain and private
+   * key) non-empty the server speaks HTTPS only, and start fails naming the file it cannot use.
+   */
+  public HttpVerticle(
+      String host,
+      int port,
+      String authToken,
+      List<String> openPaths,
+      String tlsCertFile,
+      String tlsKeyFile,
+      ServiceMetrics metrics,
+      ResultView view,
+      ReferenceStatus references,
+      Readiness readiness) {
+    if (tlsCertFile.isBlank() != tlsKeyFile.isBlank()) {
+      throw new IllegalArgumentException(
+          CERT_KEY + " and " + KEY_KEY + " go together: set both or neither");
+    }
+    this.tlsCertFile = tlsCertFile;
+    this.tlsKeyFile = tlsKeyFile;
     this.host = host;
     this.port = port;
     this.authToken = authToken;
@@ -125,11 +160,57 @@ public final class HttpVerticle extends VerticleBase {
           }
         });
     vertx.eventBus().<String>consumer(RESULTS_ADDRESS, m -> stream.broadcast(m.body()));
-    return vertx
-        .createHttpServer()
-        .requestHandler(router)
-        .listen(port, host)
+    return serverOptions()
+        .compose(
+            options -> vertx.createHttpServer(options).requestHandler(router).listen(port, host))
         .onSuccess(s -> server = s);
+  }
+
+  /** Plain HTTP, or HTTPS from the PEM files, read and checked here so errors name them. */
+  private Future<HttpServerOptions> serverOptions() {
+    if (tlsCertFile.isBlank()) {
+      return Future.succeededFuture(new HttpServerOptions());
+    }
+    return vertx.executeBlocking(
+        () -> {
+          Buffer cert = readPem(CERT_KEY, tlsCertFile, "CERTIFICATE");
+          Buffer key = readPem(KEY_KEY, tlsKeyFile, "PRIVATE KEY");
+          PemKeyCertOptions pem = new PemKeyCertOptions().setCertValue(cert).setKeyValue(key);
+          try {
+            pem.getKeyManagerFactory(vertx); // parses the certificate chain and the key
+          } catch (Exception e) {
+            throw new IllegalStateException(
+                CERT_KEY
+                    + " = "
+                    + tlsCertFile
+                    + " and "
+                    + KEY_KEY
+                    + " = "
+                    + tlsKeyFile
+                    + ": not a usable certificate and key ("
+                    + e
+                    + ")",
+                e);
+          }
+          LOG.info("HTTPS on; certificate " + tlsCertFile);
+          return new HttpServerOptions().setSsl(true).setKeyCertOptions(pem);
+        },
+        false);
+  }
+
+  private static Buffer readPem(String key, String file, String label) {
+    byte[] bytes;
+    try {
+      bytes = Files.readAllBytes(Path.of(file));
+    } catch (IOException | RuntimeException e) {
+      throw new IllegalStateException(key + " = " + file + ": cannot read it (" + e + ")", e);
+    }
+    String text = new String(bytes, StandardCharsets.US_ASCII);
+    if (!text.contains("-----BEGIN ") || !text.contains(label + "-----")) {
+      throw new IllegalStateException(
+          key + " = " + file + ": not a PEM file with a -----BEGIN " + label + "----- block");
+    }
+    return Buffer.buffer(bytes);
   }
 
   /** The port actually bound (useful when configured as 0). */
