@@ -36,6 +36,13 @@ public final class Headers {
 
   public static final String SPEC_VERSION = "1.0";
   public static final String TYPE_CHECKPOINT = "probestream.checkpoint.v1";
+
+  /** On the checkpoints topic, keyed by experiment: remove the experiment (state, results). */
+  public static final String TYPE_COMMAND_DELETE = "probestream.command.delete.v1";
+
+  /** On the checkpoints topic, keyed by experiment: evaluate its checkpoints again, in order. */
+  public static final String TYPE_COMMAND_REPROCESS = "probestream.command.reprocess.v1";
+
   public static final String TYPE_BLOB = "probestream.blob.v1";
   public static final String TYPE_BATCH = "probestream.batch.v1";
   public static final String TYPE_RESULT = "probestream.result.v1";

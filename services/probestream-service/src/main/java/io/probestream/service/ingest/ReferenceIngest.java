@@ -84,6 +84,20 @@ public final class ReferenceIngest {
     this.onComplete = onComplete;
   }
 
+  /**
+   * Drops an experiment's reference set and deletes its stored batches (on a worker); a later set
+   * for the same experiment starts afresh.
+   */
+  public Future<Void> forget(String experiment) {
+    sets.remove(experiment);
+    board.forget(experiment);
+    return workers.run(
+        () -> {
+          store.delete(experiment);
+          return null;
+        });
+  }
+
   /** The complete reference set of an experiment, or null while it is not complete. */
   public Complete complete(String experiment) {
     ReferenceSet s = sets.get(experiment);

@@ -64,6 +64,13 @@ public final class IntakeVerticle extends VerticleBase {
   private static final Logger LOG = Logger.getLogger(IntakeVerticle.class.getName());
   private static final long COMMIT_INTERVAL_MS = 500;
 
+  /**
+   * Event-bus address of experiment commands from the HTTP API: a JSON object {@code experiment},
+   * {@code command} ({@code delete} or {@code reprocess}), answered once the command record is on
+   * the checkpoints topic.
+   */
+  public static final String COMMANDS_ADDRESS = "probestream.commands";
+
   private final ProbestreamConfig config;
   private final String bootstrap;
   private final Producer<byte[], byte[]> producer;
@@ -82,6 +89,8 @@ public final class IntakeVerticle extends VerticleBase {
   // records are dropped, since those records are read again
   private int generation;
   private StateStore stateStore;
+  // experiment → when a record of it last finished here (idle TTL, max-experiments)
+  private final java.util.LinkedHashMap<String, Long> lastSeen = new java.util.LinkedHashMap<>();
   private io.vertx.core.WorkerExecutor serial; // restores and transaction commits, in order
 
   private KafkaConsumer<byte[], byte[]> consumer;
@@ -204,7 +213,12 @@ public final class IntakeVerticle extends VerticleBase {
                         engine.expire();
                         live.expire();
                         blobIngest.expire(config.pending().maxAgeMs());
+                        expireExperiments();
                       });
+              vertx
+                  .eventBus()
+                  .<io.vertx.core.json.JsonObject>consumer(
+                      COMMANDS_ADDRESS, this::onCommandRequest);
             });
   }
 
@@ -278,7 +292,9 @@ public final class IntakeVerticle extends VerticleBase {
                   track(r);
                 }
                 offsets.end(tp, offset);
-              } else if (!(done.cause() instanceof CheckpointEngine.Abandoned)) {
+              } else if (done.cause() instanceof CheckpointEngine.Abandoned) {
+                offsets.end(tp, offset); // its experiment was removed here
+              } else {
                 // Not even the DLQ took it: leave the offset uncommitted so a restart retries.
                 LOG.log(
                     Level.SEVERE,
@@ -295,7 +311,12 @@ public final class IntakeVerticle extends VerticleBase {
     if (experiment == null) {
       return;
     }
+    touch(experiment);
     String topic = raw.topic();
+    if (topic.equals(topics.checkpoints())
+        && !Headers.TYPE_CHECKPOINT.equals(r.header(Headers.TYPE))) {
+      return; // a command: nothing to snapshot
+    }
     if (topic.equals(topics.blobs())) {
       tracker.blobChunk(experiment, raw.partition(), r.header(Headers.BLOB_SHA256), raw.offset());
     } else if (topic.equals(topics.batches())
@@ -383,6 +404,178 @@ public final class IntakeVerticle extends VerticleBase {
             });
   }
 
+  private void touch(String experiment) {
+    lastSeen.remove(experiment);
+    lastSeen.put(experiment, System.currentTimeMillis()); // insertion order: least recent first
+  }
+
+  /** Removes experiments idle past the TTL, then the least recently active past the maximum. */
+  private void expireExperiments() {
+    long ttl = config.experiments().idleTtlMs();
+    long now = System.currentTimeMillis();
+    List<String> gone = new java.util.ArrayList<>();
+    int over = lastSeen.size() - config.experiments().max();
+    for (Map.Entry<String, Long> e : lastSeen.entrySet()) {
+      if (over > 0) {
+        gone.add(e.getKey());
+        over--;
+      } else if (ttl > 0 && e.getValue() < now - ttl) {
+        gone.add(e.getKey());
+      } else {
+        break;
+      }
+    }
+    for (String e : gone) {
+      remove(
+          e,
+          ttl > 0 && lastSeen.get(e) < now - ttl
+              ? "idle for longer than probestream.experiments.idle-ttl-ms = " + ttl
+              : "more than probestream.experiments.max = "
+                  + config.experiments().max()
+                  + " experiments are active and it is the least recent");
+    }
+  }
+
+  /**
+   * Removes an experiment: waiting and in-flight work, its reference set and stored batches,
+   * multiplicity and live state, its results in the API and its metric series, and its snapshot (a
+   * tombstone on the state topic). Its records already read are not read again.
+   */
+  private Future<Void> remove(String experiment, String why) {
+    LOG.info("removing experiment '" + experiment + "': " + why);
+    lastSeen.remove(experiment);
+    Set<String> one = Set.of(experiment);
+    engine.forget(one);
+    live.forget(one);
+    tracker.forget(experiment);
+    publisher.forget(experiment);
+    Future<Void> files = referenceIngest.forget(experiment);
+    Future<Void> tombstone =
+        config.state().enabled()
+            ? stateStore.delete(context, experiment)
+            : Future.succeededFuture();
+    return Future.all(files, tombstone).mapEmpty();
+  }
+
+  /** A command record of the checkpoints topic (key = experiment). */
+  private Future<Void> command(InputRecord r, String type) {
+    r.requireCloudEvent(type);
+    String experiment = r.requireKey();
+    if (type.equals(Headers.TYPE_COMMAND_DELETE)) {
+      return remove(experiment, "a delete command (" + r.where() + ")");
+    }
+    return reprocess(experiment, r.raw().partition(), r.raw().offset());
+  }
+
+  /**
+   * Evaluates an experiment's checkpoints again, in topic order, from a fresh multiplicity state:
+   * reads the checkpoints topic partition up to the command and hands each of the experiment's
+   * checkpoint records to the engine (results carry the same ids as the first time when nothing
+   * else changed). Completes when every one is evaluated or dead-lettered.
+   */
+  private Future<Void> reprocess(String experiment, int partition, long before) {
+    TopicPartition tp = new TopicPartition(topics.checkpoints(), partition);
+    List<ConsumerRecord<byte[], byte[]>> found = new java.util.ArrayList<>();
+    return serial
+        .executeBlocking(
+            () ->
+                stateStore.scan(
+                    tp,
+                    before,
+                    rec -> {
+                      String type =
+                          rec.headers().lastHeader(Headers.TYPE) == null
+                              ? null
+                              : new String(
+                                  rec.headers().lastHeader(Headers.TYPE).value(),
+                                  java.nio.charset.StandardCharsets.UTF_8);
+                      if (rec.key() != null
+                          && experiment.equals(
+                              new String(rec.key(), java.nio.charset.StandardCharsets.UTF_8))
+                          && Headers.TYPE_CHECKPOINT.equals(type)) {
+                        found.add(rec);
+                      }
+                    }))
+        .compose(
+            n -> {
+              LOG.info(
+                  "reprocessing "
+                      + found.size()
+                      + " checkpoint(s) of experiment '"
+                      + experiment
+                      + "' from "
+                      + tp);
+              engine.forget(Set.of(experiment));
+              List<Future<Void>> runs = new java.util.ArrayList<>();
+              for (ConsumerRecord<byte[], byte[]> rec : found) {
+                InputRecord in = new InputRecord(rec);
+                Future<Void> run;
+                try {
+                  run = engine.onCheckpoint(in);
+                } catch (RuntimeException e) {
+                  run = Future.failedFuture(e);
+                }
+                runs.add(
+                    run.recover(
+                        e -> {
+                          LOG.warning("reprocessing " + in.where() + " failed: " + e.getMessage());
+                          return Future.succeededFuture();
+                        }));
+              }
+              return Future.all(runs).mapEmpty();
+            });
+  }
+
+  /** From the HTTP API: puts a command record on the checkpoints topic. */
+  private void onCommandRequest(io.vertx.core.eventbus.Message<io.vertx.core.json.JsonObject> m) {
+    String experiment = m.body().getString("experiment");
+    String command = m.body().getString("command");
+    String type =
+        "delete".equals(command)
+            ? Headers.TYPE_COMMAND_DELETE
+            : "reprocess".equals(command) ? Headers.TYPE_COMMAND_REPROCESS : null;
+    if (experiment == null || experiment.isBlank() || type == null) {
+      m.fail(400, "experiment and command (delete or reprocess) are required");
+      return;
+    }
+    org.apache.kafka.clients.producer.ProducerRecord<byte[], byte[]> rec =
+        new org.apache.kafka.clients.producer.ProducerRecord<>(
+            topics.checkpoints(),
+            experiment.getBytes(java.nio.charset.StandardCharsets.UTF_8),
+            new io.vertx.core.json.JsonObject()
+                .put("experiment", experiment)
+                .put("command", command)
+                .encode()
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    String id = java.util.UUID.randomUUID().toString();
+    for (String[] h :
+        new String[][] {
+          {Headers.SPECVERSION, Headers.SPEC_VERSION},
+          {Headers.ID, id},
+          {Headers.SOURCE, "probestream-api"},
+          {Headers.TYPE, type},
+          {Headers.CONTENT_TYPE, Headers.JSON}
+        }) {
+      rec.headers().add(h[0], h[1].getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+    producer.send(
+        rec,
+        (meta, error) ->
+            context.runOnContext(
+                v -> {
+                  if (error != null) {
+                    m.fail(503, "the command could not be sent to Kafka: " + error.getMessage());
+                  } else {
+                    m.reply(
+                        new io.vertx.core.json.JsonObject()
+                            .put("experiment", experiment)
+                            .put("command", command)
+                            .put("id", id)
+                            .put("status", "accepted"));
+                  }
+                }));
+  }
+
   /** Takes a snapshot's state in (on the event loop). */
   private void adopt(Snapshot s) {
     Map<String, String> latestBlobs = new HashMap<>();
@@ -399,6 +592,7 @@ public final class IntakeVerticle extends VerticleBase {
               live.follow(m);
             });
     tracker.restore(s, latestBlobs);
+    touch(s.experiment());
     try {
       engine.restoreMultiplicity(s.multiplicity());
     } catch (IllegalArgumentException e) {
@@ -552,6 +746,10 @@ public final class IntakeVerticle extends VerticleBase {
   private Future<Void> route(InputRecord r) {
     String topic = r.raw().topic();
     if (topic.equals(topics.checkpoints())) {
+      String type = r.header(Headers.TYPE);
+      if (Headers.TYPE_COMMAND_DELETE.equals(type) || Headers.TYPE_COMMAND_REPROCESS.equals(type)) {
+        return command(r, type);
+      }
       return engine.onCheckpoint(r);
     }
     if (topic.equals(topics.blobs())) {

@@ -73,6 +73,12 @@ public final class ResultPublisher {
     return Future.all(acks).mapEmpty();
   }
 
+  /** Removes an experiment from the results view and its series from the metrics. */
+  public void forget(String experiment) {
+    view.remove(experiment);
+    metrics.forgetExperiment(experiment);
+  }
+
   private void acknowledged(ProbeResult r) {
     metrics.published(r.probe());
     if (r.run() != null) {

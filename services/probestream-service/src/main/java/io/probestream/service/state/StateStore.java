@@ -185,6 +185,35 @@ public final class StateStore {
     return found;
   }
 
+  /**
+   * Blocking: hands every record of a topic partition before offset {@code before} to {@code sink},
+   * in order; returns how many were read.
+   */
+  public int scan(TopicPartition tp, long before, Consumer<ConsumerRecord<byte[], byte[]>> sink) {
+    int read = 0;
+    try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(readerSettings)) {
+      c.assign(List.of(tp));
+      c.seekToBeginning(List.of(tp));
+      long end = Math.min(before, c.endOffsets(List.of(tp), Duration.ofSeconds(30)).get(tp));
+      long lastProgress = System.currentTimeMillis();
+      while (c.position(tp) < end) {
+        ConsumerRecords<byte[], byte[]> records = c.poll(POLL);
+        if (!records.isEmpty()) {
+          lastProgress = System.currentTimeMillis();
+        } else if (System.currentTimeMillis() - lastProgress > STALL_MS) {
+          throw new IllegalStateException("reading " + tp + " stalled at " + c.position(tp));
+        }
+        for (ConsumerRecord<byte[], byte[]> r : records) {
+          if (r.offset() < end) {
+            read++;
+            sink.accept(r);
+          }
+        }
+      }
+    }
+    return read;
+  }
+
   private static byte[] utf8(String s) {
     return s.getBytes(StandardCharsets.UTF_8);
   }

@@ -81,6 +81,20 @@ public final class ReferenceStore {
     return target;
   }
 
+  /** Deletes an experiment's stored batches (blocking). */
+  public void delete(String experiment) throws IOException {
+    Path e = experimentDir(experiment);
+    if (!Files.isDirectory(e)) {
+      return;
+    }
+    try (java.util.stream.Stream<Path> files = Files.list(e)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        Files.deleteIfExists(f);
+      }
+    }
+    Files.deleteIfExists(e);
+  }
+
   private Path experimentDir(String experiment) {
     // Hex keeps any experiment id a safe, reversible folder name (no traversal, no case folding).
     return dir.resolve(HexFormat.of().formatHex(experiment.getBytes(StandardCharsets.UTF_8)));

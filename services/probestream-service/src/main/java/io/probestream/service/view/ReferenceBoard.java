@@ -20,6 +20,11 @@ public final class ReferenceBoard implements ReferenceStatus {
     status.put(experiment, "complete");
   }
 
+  /** The experiment was removed. */
+  public void forget(String experiment) {
+    status.remove(experiment);
+  }
+
   @Override
   public String status(String experiment) {
     return status.getOrDefault(experiment, "none");

@@ -75,6 +75,16 @@ public final class ResultView {
   }
 
   /** Every experiment the view holds, by name; never null. */
+  /** Removes an experiment and its results; whether it was held. */
+  public synchronized boolean remove(String experiment) {
+    Experiment e = experiments.remove(experiment);
+    if (e == null) {
+      return false;
+    }
+    size -= e.results.size();
+    return true;
+  }
+
   public synchronized List<ExperimentSummary> experiments() {
     List<ExperimentSummary> out = new ArrayList<>();
     for (String name : new TreeMap<>(experiments).keySet()) {

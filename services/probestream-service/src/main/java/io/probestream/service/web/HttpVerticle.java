@@ -126,6 +126,10 @@ public final class HttpVerticle extends VerticleBase {
     router.get("/health/ready").handler(new ReadyRoute(readiness));
     router.get("/api/v1/experiments").handler(new ExperimentsRoute(view, references));
     router.get("/api/v1/experiments/:experiment/results").handler(new ResultsRoute(view));
+    router.delete("/api/v1/experiments/:experiment").handler(rc -> command(rc, "delete"));
+    router
+        .post("/api/v1/experiments/:experiment/reprocess")
+        .handler(rc -> command(rc, "reprocess"));
     router.get("/api/v1/stream").handler(stream);
     // The dashboard's chart library, from its webjar on the classpath.
     router
@@ -211,6 +215,38 @@ public final class HttpVerticle extends VerticleBase {
           key + " = " + file + ": not a PEM file with a -----BEGIN " + label + "----- block");
     }
     return Buffer.buffer(bytes);
+  }
+
+  /**
+   * DELETE an experiment or POST its reprocessing: a command record on the checkpoints topic that
+   * the instance owning the experiment carries out. Refused unless a bearer token is configured, so
+   * an open API can read but never remove anything.
+   */
+  private void command(io.vertx.ext.web.RoutingContext rc, String command) {
+    if (authToken.isEmpty()) {
+      ApiResponses.error(
+          rc,
+          403,
+          command
+              + " needs authentication: set probestream.http.auth-token-file (an API without a"
+              + " token is read-only)");
+      return;
+    }
+    String experiment = rc.pathParam("experiment");
+    vertx
+        .eventBus()
+        .<JsonObject>request(
+            io.probestream.service.intake.IntakeVerticle.COMMANDS_ADDRESS,
+            new JsonObject().put("experiment", experiment).put("command", command))
+        .onSuccess(reply -> ApiResponses.json(rc, 202, reply.body()))
+        .onFailure(
+            e -> {
+              int code =
+                  e instanceof io.vertx.core.eventbus.ReplyException r && r.failureCode() > 0
+                      ? r.failureCode()
+                      : 503;
+              ApiResponses.error(rc, code, e.getMessage());
+            });
   }
 
   /** The port actually bound (useful when configured as 0). */
