@@ -158,6 +158,9 @@ public final class CheckpointEngine {
     if (m.model() instanceof CheckpointManifest.Uri u) {
       checkUri(u.uri());
     }
+    if (m.model() instanceof CheckpointManifest.Blob b) {
+      blobs.requireFits(b.sha256(), b.size()); // probestream.blobs.store-bytes
+    }
     Promise<Void> done = Promise.promise();
     Deque<Waiting> q = waiting.computeIfAbsent(m.experiment(), k -> new ArrayDeque<>());
     q.addLast(new Waiting(m, r, done, System.currentTimeMillis()));
@@ -533,5 +536,17 @@ public final class CheckpointEngine {
       }
     }
     return batches;
+  }
+
+  /** Whether a checkpoint waiting now names this model blob (the blob store keeps it). */
+  public boolean waitsFor(String sha256) {
+    for (Deque<Waiting> q : waiting.values()) {
+      for (Waiting w : q) {
+        if (sha256.equals(w.blobSha())) {
+          return true;
+        }
+      }
+    }
+    return false;
   }
 }
