@@ -2,11 +2,11 @@ package io.probestream.service.dlq;
 
 import io.probestream.contracts.topics.DlqReason;
 import io.probestream.contracts.topics.Headers;
+import io.probestream.service.kafka.Resend;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.record.InputRecord;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
 import java.nio.charset.StandardCharsets;
 import java.util.logging.Logger;
 import org.apache.kafka.clients.producer.Producer;
@@ -60,20 +60,13 @@ public final class DeadLetterPublisher {
     out.headers()
         .add(Headers.DLQ_SOURCE_PARTITION, utf8(Integer.toString(record.raw().partition())));
     out.headers().add(Headers.DLQ_SOURCE_OFFSET, utf8(Long.toString(record.raw().offset())));
-    Promise<Void> acked = Promise.promise();
-    producer.send(
-        out,
-        (meta, error) ->
-            context.runOnContext(
-                v -> {
-                  if (error != null) {
-                    acked.fail(error);
-                  } else {
-                    metrics.deadLettered(reason.code());
-                    acked.complete();
-                  }
-                }));
-    return acked.future();
+    // Sent again through a broker outage: a dead letter that fails leaves its offset uncommitted.
+    return Resend.untilAcknowledged(context, producer, out)
+        .map(
+            meta -> {
+              metrics.deadLettered(reason.code());
+              return null;
+            });
   }
 
   private static byte[] utf8(String s) {

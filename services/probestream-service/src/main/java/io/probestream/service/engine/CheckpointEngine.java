@@ -185,6 +185,9 @@ public final class CheckpointEngine {
     if (m.model() instanceof CheckpointManifest.Uri u) {
       checkUri(u.uri());
     }
+    if (m.model() instanceof CheckpointManifest.Blob b) {
+      blobs.requireFits(b.sha256(), b.size()); // probestream.blobs.store-bytes
+    }
     Promise<Void> done = Promise.promise();
     Deque<Waiting> q = waiting.computeIfAbsent(m.experiment(), k -> new ArrayDeque<>());
     q.addLast(new Waiting(m, r, done, System.currentTimeMillis()));

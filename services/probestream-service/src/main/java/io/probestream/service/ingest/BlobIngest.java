@@ -10,6 +10,7 @@ import io.probestream.service.work.Workers;
 import io.vertx.core.Future;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.BiConsumer;
@@ -60,7 +61,23 @@ public final class BlobIngest {
     this.onFailed = onFailed;
   }
 
-  /** Takes in what the store held at start-up. */
+  /**
+   * Gives up the least recently used blobs no waiting checkpoint names while the store is over
+   * probestream.blobs.store-bytes (decided here, on the event loop, where checkpoints wait), and
+   * deletes their files on a worker.
+   */
+  public void evictOverBudget() {
+    List<String> victims = store.claimOverBudget();
+    if (!victims.isEmpty()) {
+      workers.run(
+          () -> {
+            store.delete(victims);
+            return null;
+          });
+    }
+  }
+
+  /** Takes in what the store held at start-up, and evicts what is over its budget. */
   public void restore(Map<String, BlobStore.Partial> found) {
     found.forEach(
         (sha, p) -> {
@@ -69,6 +86,7 @@ public final class BlobIngest {
           s.reserved.addAll(p.chunks());
           partials.put(sha, s);
         });
+    evictOverBudget();
   }
 
   /** Whether the blob is assembled in the store. */
@@ -105,6 +123,12 @@ public final class BlobIngest {
     }
     if (store.has(sha)) {
       return Future.succeededFuture(); // assembled already: a resend, or a model reused
+    }
+    try {
+      store.requireFits(sha, size);
+    } catch (PoisonException tooLarge) {
+      onFailed.accept(sha, tooLarge); // the checkpoints waiting for it fail the same way
+      throw tooLarge;
     }
     Partial p = partials.computeIfAbsent(sha, k -> new Partial(count, size));
     if (p.count != count || p.size != size) {
@@ -162,6 +186,7 @@ public final class BlobIngest {
               partials.remove(sha);
               if (done.succeeded()) {
                 onAssembled.accept(sha);
+                evictOverBudget();
               } else if (done.cause() instanceof PoisonException poison) {
                 onFailed.accept(sha, poison);
               }

@@ -140,7 +140,8 @@ public final class IntakeVerticle extends VerticleBase {
             this::pauseIntake,
             this::resumeIntake);
     deadLetters = new DeadLetterPublisher(producer, topics.dlq(), metrics);
-    BlobStore blobStore = new BlobStore(config.dataDir());
+    BlobStore blobStore = new BlobStore(config.dataDir(), config.blobs().storeBytes());
+    blobStore.pinnedBy(sha -> engine.waitsFor(sha)); // blobs of waiting checkpoints stay
     ReferenceStore referenceStore = new ReferenceStore(config.dataDir());
     referenceIngest =
         new ReferenceIngest(

@@ -2,12 +2,12 @@ package io.probestream.service.publish;
 
 import io.probestream.contracts.result.ProbeResult;
 import io.probestream.contracts.topics.Headers;
+import io.probestream.service.kafka.Resend;
 import io.probestream.service.metrics.ServiceMetrics;
 import io.probestream.service.view.ResultView;
 import io.probestream.service.view.StoredResult;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -55,20 +55,8 @@ public final class ResultPublisher {
       rec.headers().add(Headers.TIME, utf8(r.computedAt().toString()));
       rec.headers().add(Headers.CONTENT_TYPE, utf8(Headers.JSON));
       rec.headers().add(Headers.EXPERIMENT, utf8(r.experiment()));
-      Promise<Void> p = Promise.promise();
-      producer.send(
-          rec,
-          (meta, error) ->
-              context.runOnContext(
-                  v -> {
-                    if (error != null) {
-                      p.fail(error);
-                    } else {
-                      acknowledged(r);
-                      p.complete();
-                    }
-                  }));
-      acks.add(p.future());
+      // A broker outage delays the result rather than failing its checkpoint into the DLQ.
+      acks.add(Resend.untilAcknowledged(context, producer, rec).map(meta -> acknowledged(r)));
     }
     return Future.all(acks).mapEmpty();
   }
@@ -79,7 +67,7 @@ public final class ResultPublisher {
     metrics.forgetExperiment(experiment);
   }
 
-  private void acknowledged(ProbeResult r) {
+  private Void acknowledged(ProbeResult r) {
     metrics.published(r.probe());
     if (r.run() != null) {
       metrics.lastStep(r.experiment(), r.run(), r.step());
@@ -98,6 +86,7 @@ public final class ResultPublisher {
     for (Consumer<ProbeResult> l : listeners) {
       l.accept(r);
     }
+    return null;
   }
 
   private static byte[] utf8(String s) {
