@@ -826,6 +826,7 @@ public final class IntakeVerticle extends VerticleBase {
         .onComplete(
             done -> {
               committing = false;
+              readiness.broker(done.succeeded() || !brokerAway(done.cause()));
               if (done.succeeded()) {
                 offsets.committed(positions);
                 positions.forEach((tp, p) -> tracker.committed(tp.topic(), tp.partition(), p));
@@ -848,6 +849,17 @@ public final class IntakeVerticle extends VerticleBase {
                 LOG.warning("commit failed (will retry): " + done.cause().getMessage());
               }
             });
+  }
+
+  /** Whether a failure says the broker cannot be reached (readiness drops until it can). */
+  private static boolean brokerAway(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof org.apache.kafka.common.errors.TimeoutException
+          || t instanceof org.apache.kafka.common.errors.DisconnectException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   @SuppressWarnings("removal") // ConsumerGroupMetadata's constructors: see the comment below

@@ -68,6 +68,9 @@ public final class KafkaSettings {
     m.put(ProducerConfig.ACKS_CONFIG, "all");
     m.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
     m.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+    // send() waits for a topic's metadata on the caller's thread (an event loop): with the broker
+    // away, give up after 2 s and let the caller's retry (Resend) try again, instead of 60 s.
+    m.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "2000");
     // A dead-lettered batch carries its original value, up to the batch limit.
     m.put(
         ProducerConfig.MAX_REQUEST_SIZE_CONFIG,

@@ -65,7 +65,9 @@ public final class Resend {
       acked.complete(meta);
       return;
     }
-    if (!(error instanceof RetriableException)) {
+    // Under exactly-once a failed send dooms the open transaction: it is aborted and its inputs
+    // are read again, so sending again would only duplicate the record in the next one.
+    if (!(error instanceof RetriableException) || producer instanceof TransactionalProducer) {
       acked.fail(error);
       return;
     }
