@@ -47,8 +47,9 @@ class RebalanceIT {
   private static final int EXPERIMENTS = 6;
   private static final Duration WAIT = Duration.ofSeconds(90);
 
-  private static Map<String, String> settings() {
+  private static Map<String, String> settings(String delivery) {
     Map<String, String> s = new LinkedHashMap<>();
+    s.put("kafka.delivery", delivery);
     s.put("topics.partitions", "4");
     s.put("probes.enabled", "neural_collapse,predictive_multiplicity");
     return s;
@@ -99,6 +100,28 @@ class RebalanceIT {
 
   @Test
   void resultsAfterHandoversEqualTheReference(KafkaTestCluster kafka) throws Exception {
+    handOver(kafka, "at-least-once");
+  }
+
+  /**
+   * The same under exactly-once: every rebalance aborts the open transaction and the experiments
+   * are read again from their committed offsets and snapshots, and a read_committed reader sees
+   * every result exactly once.
+   */
+  @Test
+  void exactlyOnceAcrossHandovers(KafkaTestCluster kafka) throws Exception {
+    ServiceHarness b = handOver(kafka, "exactly-once");
+    Map<String, Integer> copies = new TreeMap<>();
+    for (ConsumerRecord<byte[], byte[]> r : readToEnd(kafka, b.topics.results())) {
+      copies.merge(JSON.readTree(r.value()).get("id").asText(), 1, Integer::sum);
+    }
+    // Five neural_collapse and five predictive_multiplicity results per experiment, once each.
+    assertThat(copies).hasSize(10 * EXPERIMENTS);
+    assertThat(copies.values()).allMatch(n -> n == 1);
+  }
+
+  /** Runs the scenario; returns instance B, closed, for reading the topics it wrote. */
+  private ServiceHarness handOver(KafkaTestCluster kafka, String delivery) throws Exception {
     byte[] ref0 = Files.readAllBytes(DIR.resolve("reference-0.safetensors"));
     byte[] ref1 = Files.readAllBytes(DIR.resolve("reference-1.safetensors"));
     Path dirA = Files.createTempDirectory("probestream-rebalance-a-");
@@ -108,7 +131,7 @@ class RebalanceIT {
       experiments.add("rb-" + e);
     }
     Map<String, String> shas = new LinkedHashMap<>();
-    ServiceHarness a = ServiceHarness.start(kafka, dirA, settings());
+    ServiceHarness a = ServiceHarness.start(kafka, dirA, settings(delivery));
     ServiceHarness b = null;
     try {
       // Everything but the last three checkpoints, with A alone.
@@ -132,7 +155,7 @@ class RebalanceIT {
       Thread.sleep(1500);
 
       // B joins: the group splits the partitions; B restores what it receives.
-      b = ServiceHarness.start(kafka, dirB, settings());
+      b = ServiceHarness.start(kafka, dirB, settings(delivery));
       ServiceHarness hb = b;
       await()
           .atMost(WAIT)
@@ -210,6 +233,7 @@ class RebalanceIT {
       }
       assertThat(byCheckpoint).hasSize(5);
       assertThat(readToEnd(kafka, b.topics.dlq())).isEmpty();
+      return b;
     } finally {
       if (a != null) {
         a.close();

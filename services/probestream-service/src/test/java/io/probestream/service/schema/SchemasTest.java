@@ -401,8 +401,9 @@ class SchemasTest {
   void eachBrokenHeaderIsReportedByName() {
     assertThat(SCHEMAS.validateHeaders("checkpoints", cloudEvent(Headers.TYPE_BLOB)))
         .containsExactly(
-            "$.ce_type = \"probestream.blob.v1\": must be the constant value"
-                + " 'probestream.checkpoint.v1'");
+            "$.ce_type = \"probestream.blob.v1\": does not have a value in the enumeration"
+                + " [\"probestream.checkpoint.v1\", \"probestream.command.delete.v1\","
+                + " \"probestream.command.reprocess.v1\"]");
     Map<String, String> noId = cloudEvent(Headers.TYPE_CHECKPOINT);
     noId.remove(Headers.ID);
     assertThat(SCHEMAS.validateHeaders("checkpoints", noId))
@@ -533,9 +534,12 @@ class SchemasTest {
         .as("schemas/headers-dlq.v1.schema.json must list every DlqReason code")
         .containsExactlyElementsOf(Arrays.stream(DlqReason.values()).map(DlqReason::code).toList());
 
+    // The checkpoints topic also carries the experiment commands.
+    assertThat(texts(file(Schemas.headersFile("checkpoints")).at("/properties/ce_type/enum")))
+        .containsExactly(
+            Headers.TYPE_CHECKPOINT, Headers.TYPE_COMMAND_DELETE, Headers.TYPE_COMMAND_REPROCESS);
     Map<String, String> types =
         Map.of(
-            "checkpoints", Headers.TYPE_CHECKPOINT,
             "blobs", Headers.TYPE_BLOB,
             "batches", Headers.TYPE_BATCH,
             "results", Headers.TYPE_RESULT);
