@@ -568,7 +568,9 @@ public record ProbestreamConfig(
         ConfigKey.of(
             "probestream.pending.max-checkpoints",
             "16",
-            "Checkpoints one experiment may hold waiting; past it the oldest goes to the DLQ.");
+            "Checkpoints one experiment may hold waiting for its blob or reference set; at it the"
+                + " checkpoints partition pauses until they drain, and past four times it the oldest"
+                + " goes to the DLQ.");
     static final ConfigKey AGE =
         ConfigKey.of(
             "probestream.pending.max-age-ms",

@@ -84,6 +84,10 @@ public final class CheckpointEngine {
       new java.util.concurrent.ConcurrentHashMap<>();
   // experiment → bumped by forget(): an evaluation started before publishes nothing
   private final Map<String, Integer> epochs = new HashMap<>();
+  static final int HARD_CAP_FACTOR = 4;
+  private java.util.function.IntConsumer backlogFull = p -> {};
+  private java.util.function.IntConsumer backlogEased = p -> {};
+  private final java.util.Set<Integer> backlogged = new java.util.TreeSet<>();
 
   /** What one checkpoint's evaluation gave before the ordered multiplicity step. */
   private record Computed(
@@ -191,19 +195,57 @@ public final class CheckpointEngine {
     Promise<Void> done = Promise.promise();
     Deque<Waiting> q = waiting.computeIfAbsent(m.experiment(), k -> new ArrayDeque<>());
     q.addLast(new Waiting(m, r, done, System.currentTimeMillis()));
-    while (q.size() > config.pending().maxCheckpoints()) {
+    // At the bound the checkpoints partition pauses (backlog(): the blobs and batches a waiting
+    // checkpoint needs may simply be further behind in their topics); records fetched before the
+    // pause took effect still arrive, and past four times the bound the oldest goes to the DLQ.
+    int hardCap = HARD_CAP_FACTOR * config.pending().maxCheckpoints();
+    while (q.size() > hardCap) {
       Waiting oldest = q.removeFirst();
       oldest
           .done()
           .fail(
               incomplete(
                   oldest,
-                  "more than probestream.pending.max-checkpoints = "
-                      + config.pending().maxCheckpoints()
+                  "more than "
+                      + HARD_CAP_FACTOR
+                      + " × probestream.pending.max-checkpoints = "
+                      + hardCap
                       + " checkpoints are waiting"));
     }
     tryStart(m.experiment());
+    backlog();
     return done.future();
+  }
+
+  /**
+   * Tells the intake which checkpoints partitions hold an experiment with {@code
+   * pending.max-checkpoints} or more checkpoints waiting (pause them), and which no longer do
+   * (resume them).
+   */
+  public void onBacklog(java.util.function.IntConsumer full, java.util.function.IntConsumer eased) {
+    this.backlogFull = full;
+    this.backlogEased = eased;
+  }
+
+  private void backlog() {
+    java.util.Set<Integer> now = new java.util.TreeSet<>();
+    for (Deque<Waiting> q : waiting.values()) {
+      if (q.size() >= config.pending().maxCheckpoints()) {
+        now.add(q.peekLast().record().raw().partition());
+      }
+    }
+    for (Integer p : now) {
+      if (!backlogged.contains(p)) {
+        backlogFull.accept(p);
+      }
+    }
+    for (Integer p : backlogged) {
+      if (!now.contains(p)) {
+        backlogEased.accept(p);
+      }
+    }
+    backlogged.clear();
+    backlogged.addAll(now);
   }
 
   private void checkUri(String uri) {
@@ -249,6 +291,7 @@ public final class CheckpointEngine {
                         + config.pending().maxAgeMs()));
       }
     }
+    backlog();
   }
 
   /** Checkpoints waiting now, over all experiments. */
@@ -306,6 +349,7 @@ public final class CheckpointEngine {
     if (q.isEmpty()) {
       waiting.remove(experiment);
     }
+    backlog();
   }
 
   private void evaluate(Waiting w, ReferenceIngest.Complete reference) {
@@ -430,6 +474,7 @@ public final class CheckpointEngine {
       multiplicity.keySet().removeIf(k -> ownedBy(k, e));
       multiplicityBytes.keySet().removeIf(k -> ownedBy(k, e));
     }
+    backlog();
   }
 
   private static boolean ownedBy(String scopeKey, String experiment) {

@@ -167,6 +167,25 @@ public final class IntakeVerticle extends VerticleBase {
                     ? b.sha256()
                     : null,
                 engine::waitsFor));
+    engine.onBacklog(
+        p -> {
+          if (consumer != null) {
+            LOG.info(
+                "partition "
+                    + p
+                    + " of "
+                    + topics.checkpoints()
+                    + " paused: an experiment has probestream.pending.max-checkpoints = "
+                    + config.pending().maxCheckpoints()
+                    + " checkpoints waiting for their blob or reference set");
+            consumer.pause(vertxPartitions(Set.of(new TopicPartition(topics.checkpoints(), p))));
+          }
+        },
+        p -> {
+          if (consumer != null && !restoring.contains(p)) {
+            consumer.resume(vertxPartitions(Set.of(new TopicPartition(topics.checkpoints(), p))));
+          }
+        });
     serial =
         vertx.createSharedWorkerExecutor(
             "probestream-state", 1, 30, java.util.concurrent.TimeUnit.MINUTES);

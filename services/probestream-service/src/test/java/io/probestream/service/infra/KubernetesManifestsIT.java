@@ -485,7 +485,6 @@ class KubernetesManifestsIT {
     assertThat(names).isEqualTo(new Topics(Topics.DEFAULT_PREFIX));
     Map<String, JsonNode> topics = topics();
     List<String> expected = new ArrayList<>(names.all());
-    expected.add(names.state());
     assertThat(topics.keySet())
         .containsExactlyInAnyOrderElementsOf(expected)
         .contains(
