@@ -33,6 +33,7 @@ public final class StateTracker {
     final Map<String, TreeSet<Long>> done = new HashMap<>(); // topic → offsets
     final Map<String, String> latest = new LinkedHashMap<>(); // run → manifest JSON
     final Map<String, String> latestBlob = new HashMap<>(); // run → its blob sha
+    final Set<String> used = new java.util.HashSet<>(); // blobs a checkpoint was evaluated on
   }
 
   public StateTracker(String writer) {
@@ -91,14 +92,19 @@ public final class StateTracker {
       t.latestBlob.put(run, blobSha);
     }
     t.dirty = true;
-    Set<String> keep = new java.util.HashSet<>(t.latestBlob.values());
-    if (blobSha != null && !keep.contains(blobSha) && !needed.test(blobSha)) {
-      t.blobs.remove(blobSha);
+    if (blobSha != null) {
+      t.used.add(blobSha);
     }
-    // Blobs no checkpoint has named yet stay, up to SPARE_BLOBS of them (the oldest go first).
+    Set<String> keep = new java.util.HashSet<>(t.latestBlob.values());
+    // Used blobs go unless a run's live splits follow them or a waiting checkpoint names them.
+    t.blobs
+        .keySet()
+        .removeIf(sha -> t.used.contains(sha) && !keep.contains(sha) && !needed.test(sha));
+    t.used.retainAll(t.blobs.keySet());
+    // Blobs no checkpoint has used yet stay, up to SPARE_BLOBS of them (the oldest go first).
     List<String> spare = new ArrayList<>();
     for (String sha : t.blobs.keySet()) {
-      if (!keep.contains(sha) && !needed.test(sha)) {
+      if (!t.used.contains(sha) && !needed.test(sha)) {
         spare.add(sha);
       }
     }
@@ -181,6 +187,7 @@ public final class StateTracker {
     s.done().forEach((topic, o) -> t.done.put(topic, new TreeSet<>(o)));
     t.latest.putAll(s.latest());
     t.latestBlob.putAll(latestBlobs);
+    t.used.addAll(latestBlobs.values());
     experiments.put(s.experiment(), t);
   }
 
