@@ -88,6 +88,10 @@ public final class ProbestreamService {
               }
               settings.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId(config));
               settings.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "10000");
+              // initTransactions and commitTransaction wait up to max.block.ms (on the state
+              // executor, not an event loop); a fresh cluster's transaction coordinator may take
+              // seconds to appear.
+              settings.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "15000");
               return new TransactionalProducer(new KafkaProducer<byte[], byte[]>(settings));
             })
         .recover(e -> Future.failedFuture(brokerFailure(config, bootstrap, e)))

@@ -40,7 +40,18 @@ public final class TransactionalProducer implements Producer<byte[], byte[]> {
   /** Blocking: fences earlier producers with the same transactional id, opens a transaction. */
   public TransactionalProducer(Producer<byte[], byte[]> delegate) {
     this.delegate = delegate;
-    delegate.initTransactions();
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+    while (true) {
+      try {
+        delegate.initTransactions(); // may be called again after a timeout (KafkaProducer docs)
+        break;
+      } catch (org.apache.kafka.common.errors.TimeoutException e) {
+        if (System.nanoTime() > deadline) {
+          delegate.close(Duration.ZERO);
+          throw e;
+        }
+      }
+    }
     delegate.beginTransaction();
   }
 
