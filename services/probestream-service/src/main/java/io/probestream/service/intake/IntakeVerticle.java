@@ -27,6 +27,7 @@ import io.probestream.service.store.ReferenceStore;
 import io.probestream.service.view.ReferenceBoard;
 import io.probestream.service.work.Workers;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.VerticleBase;
 import io.vertx.kafka.client.consumer.KafkaConsumer;
 import io.vertx.kafka.client.consumer.KafkaConsumerRecord;
@@ -193,7 +194,12 @@ public final class IntakeVerticle extends VerticleBase {
         KafkaSettings.reader(config, bootstrap, "probestream-state-reader");
     reader.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     reader.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, Integer.toString(4 << 20));
-    stateStore = new StateStore(producer, topics.state(), reader);
+    if (producer instanceof TransactionalProducer tx) {
+      tx.bind(context);
+      stateStore = new StateStore(tx::sendInTransaction, topics.state(), reader);
+    } else {
+      stateStore = new StateStore(producer::send, topics.state(), reader);
+    }
     List<String> reasons = new java.util.ArrayList<>();
     for (DlqReason r : DlqReason.values()) {
       reasons.add(r.code());
@@ -823,36 +829,29 @@ public final class IntakeVerticle extends VerticleBase {
 
   /**
    * One commit: the snapshots of changed experiments, then the offsets of finished records, either
-   * with the consumer (at-least-once) or in the open transaction (exactly-once).
+   * with the consumer (at-least-once) or in the open transaction (exactly-once). Under exactly-once
+   * the producer is frozen first (later sends wait for the next transaction) and the commit waits
+   * until every earlier send was acknowledged and handled, so the snapshots and offsets in the
+   * transaction record the completion of exactly the records whose outputs it holds.
    */
   private void commit() {
     if (committing || consumer == null) {
       return;
     }
-    Map<TopicPartition, Long> positions = offsets.commitable();
-    positions.keySet().retainAll(assigned);
-    List<Snapshot> snapshots =
-        config.state().enabled() ? tracker.drainDirty(engine::multiplicitySnapshot) : List.of();
     boolean pendingSends = exactlyOnce() && ((TransactionalProducer) producer).hasSends();
-    if (positions.isEmpty() && snapshots.isEmpty() && !pendingSends) {
+    Map<TopicPartition, Long> now = offsets.commitable();
+    now.keySet().retainAll(assigned);
+    if (now.isEmpty() && !tracker.dirty() && !pendingSends) {
       return;
     }
     committing = true;
     int gen = generation;
-    stateStore
-        .write(context, snapshots)
-        .compose(v -> commitOffsets(positions))
+    commitNow()
         .onComplete(
             done -> {
               committing = false;
               readiness.broker(done.succeeded() || !brokerAway(done.cause()));
-              if (done.succeeded()) {
-                offsets.committed(positions);
-                positions.forEach((tp, p) -> tracker.committed(tp.topic(), tp.partition(), p));
-                return;
-              }
-              tracker.markDirty(snapshots);
-              if (exactlyOnce() && gen == generation) {
+              if (done.failed() && exactlyOnce() && gen == generation) {
                 LOG.log(
                     Level.WARNING,
                     "transaction aborted ("
@@ -864,10 +863,53 @@ public final class IntakeVerticle extends VerticleBase {
                 if (!assigned.isEmpty()) {
                   restore(new HashSet<>(assigned), true);
                 }
-              } else if (!exactlyOnce()) {
+              } else if (done.failed() && !exactlyOnce()) {
                 LOG.warning("commit failed (will retry): " + done.cause().getMessage());
               }
             });
+  }
+
+  /** Snapshots, then offsets (and under exactly-once the transaction); see {@link #commit}. */
+  private Future<Void> commitNow() {
+    Future<Void> quiet = Future.succeededFuture();
+    if (exactlyOnce()) {
+      TransactionalProducer tx = (TransactionalProducer) producer;
+      tx.freeze();
+      quiet = acknowledged(tx, System.currentTimeMillis() + 30_000);
+    }
+    return quiet.compose(
+        v -> {
+          Map<TopicPartition, Long> positions = offsets.commitable();
+          positions.keySet().retainAll(assigned);
+          List<Snapshot> snapshots =
+              config.state().enabled()
+                  ? tracker.drainDirty(engine::multiplicitySnapshot)
+                  : List.of();
+          return stateStore
+              .write(context, snapshots)
+              .compose(x -> commitOffsets(positions))
+              .onSuccess(
+                  x -> {
+                    offsets.committed(positions);
+                    positions.forEach((tp, p) -> tracker.committed(tp.topic(), tp.partition(), p));
+                  })
+              .onFailure(x -> tracker.markDirty(snapshots));
+        });
+  }
+
+  /** Completes once every send of {@code tx} so far was acknowledged and handled here. */
+  private Future<Void> acknowledged(TransactionalProducer tx, long deadline) {
+    if (tx.outstanding() == 0) {
+      return Future.succeededFuture();
+    }
+    if (System.currentTimeMillis() > deadline) {
+      return Future.failedFuture(
+          new IllegalStateException(
+              tx.outstanding() + " record(s) still unacknowledged after 30 s; aborting"));
+    }
+    Promise<Void> p = Promise.promise();
+    vertx.setTimer(2, id -> acknowledged(tx, deadline).onComplete(p));
+    return p.future();
   }
 
   /** Whether a failure says the broker cannot be reached (readiness drops until it can). */
@@ -920,12 +962,7 @@ public final class IntakeVerticle extends VerticleBase {
       return workers.close().onComplete(x -> engine.close());
     }
     consumer.pause();
-    Map<TopicPartition, Long> positions = offsets.commitable();
-    positions.keySet().retainAll(assigned);
-    List<Snapshot> snapshots =
-        config.state().enabled() ? tracker.drainDirty(engine::multiplicitySnapshot) : List.of();
-    Future<?> committed =
-        stateStore.write(context, snapshots).compose(v -> commitOffsets(positions));
+    Future<?> committed = committing ? Future.succeededFuture() : commitNow();
     return committed
         .transform(x -> consumer.close())
         .transform(x -> workers.close())

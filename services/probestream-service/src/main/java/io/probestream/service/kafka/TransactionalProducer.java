@@ -1,5 +1,6 @@
 package io.probestream.service.kafka;
 
+import io.vertx.core.Context;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,17 +21,25 @@ import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.metrics.KafkaMetric;
 
 /**
- * A transactional producer that is always inside a transaction, for {@code delivery=exactly-once}:
- * results, dead letters and state snapshots are sent as usual, and {@link #commit} puts the input
- * offsets into the open transaction, commits it and opens the next. Sends made while a commit runs
- * wait in a queue and go into the next transaction, so callers never see the producer between
- * transactions. Thread-safe; {@link #commit} and {@link #abort} block (call them from one worker).
+ * A transactional producer that is always inside a transaction, for {@code delivery=exactly-once}.
+ * Results, dead letters and commands are sent as usual. A commit goes: {@link #freeze} (later sends
+ * wait in a queue for the next transaction), wait until every send before it was acknowledged and
+ * its acknowledgement handled on the bound context ({@link #outstanding} is 0), send the snapshots
+ * with {@link #sendInTransaction}, then {@link #commit} puts the input offsets in, commits and
+ * opens the next transaction with the queued sends. So a transaction holds exactly the outputs of
+ * the records whose completion the snapshots and offsets in it record. Thread-safe; {@link #commit}
+ * and {@link #abort} block (call them from one worker).
  */
 public final class TransactionalProducer implements Producer<byte[], byte[]> {
   private final Producer<byte[], byte[]> delegate;
   private final List<Queued> queued = new ArrayList<>();
-  private boolean committing;
+  private Context context; // where acknowledgements are handled
+  private boolean frozen;
   private boolean sent; // since the open transaction began
+  // sends not yet acknowledged and handled: up at the send, down on the context after the
+  // sender's own hand-over there
+  private final java.util.concurrent.atomic.AtomicInteger outstanding =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   private record Queued(
       ProducerRecord<byte[], byte[]> record,
@@ -55,6 +64,14 @@ public final class TransactionalProducer implements Producer<byte[], byte[]> {
     delegate.beginTransaction();
   }
 
+  /**
+   * The context whose callbacks handle acknowledgements (every sender's callback hands over to it
+   * with {@code runOnContext}); the count of outstanding sends drops there, after them.
+   */
+  public synchronized void bind(Context context) {
+    this.context = context;
+  }
+
   @Override
   public Future<RecordMetadata> send(ProducerRecord<byte[], byte[]> record) {
     return send(record, null);
@@ -63,13 +80,57 @@ public final class TransactionalProducer implements Producer<byte[], byte[]> {
   @Override
   public synchronized Future<RecordMetadata> send(
       ProducerRecord<byte[], byte[]> record, Callback callback) {
-    sent = true;
-    if (!committing) {
-      return delegate.send(record, callback);
+    if (!frozen) {
+      return tracked(record, callback);
     }
     CompletableFuture<RecordMetadata> result = new CompletableFuture<>();
     queued.add(new Queued(record, callback, result));
     return result;
+  }
+
+  /** Sends into the open transaction even while frozen (the snapshots of a commit). */
+  public synchronized Future<RecordMetadata> sendInTransaction(
+      ProducerRecord<byte[], byte[]> record, Callback callback) {
+    return tracked(record, callback);
+  }
+
+  private Future<RecordMetadata> tracked(ProducerRecord<byte[], byte[]> record, Callback callback) {
+    sent = true;
+    Context c = context;
+    if (c != null) {
+      outstanding.incrementAndGet();
+    }
+    return delegate.send(
+        record,
+        (meta, error) -> {
+          if (callback != null) {
+            callback.onCompletion(meta, error);
+          }
+          if (c != null) {
+            c.runOnContext(v -> outstanding.decrementAndGet()); // after the callback's hand-over
+          }
+        });
+  }
+
+  /** Sends not yet acknowledged and handled on the bound context. */
+  public int outstanding() {
+    return outstanding.get();
+  }
+
+  /** Later sends wait for the next transaction (until {@link #commit} or {@link #thaw}). */
+  public synchronized void freeze() {
+    frozen = true;
+  }
+
+  /** Ends a freeze without a commit: the queued sends go into the open transaction. */
+  public synchronized void thaw() {
+    frozen = false;
+    drainQueue();
+  }
+
+  /** Whether anything was sent in the open transaction. */
+  public synchronized boolean hasSends() {
+    return sent;
   }
 
   /**
@@ -79,7 +140,7 @@ public final class TransactionalProducer implements Producer<byte[], byte[]> {
    */
   public void commit(Map<TopicPartition, OffsetAndMetadata> offsets, ConsumerGroupMetadata group) {
     synchronized (this) {
-      committing = true;
+      frozen = true;
     }
     try {
       if (!offsets.isEmpty()) {
@@ -102,40 +163,36 @@ public final class TransactionalProducer implements Producer<byte[], byte[]> {
     }
   }
 
-  private void reopen() {
-    List<Queued> waiting;
-    synchronized (this) {
-      delegate.beginTransaction();
-      committing = false;
-      sent = !queued.isEmpty();
-      waiting = new ArrayList<>(queued);
-      queued.clear();
-      for (Queued q : waiting) {
-        delegate.send(
-            q.record(),
-            (meta, error) -> {
-              if (q.callback() != null) {
-                q.callback().onCompletion(meta, error);
-              }
-              if (error != null) {
-                q.result().completeExceptionally(error);
-              } else {
-                q.result().complete(meta);
-              }
-            });
-      }
-    }
+  private synchronized void reopen() {
+    delegate.beginTransaction();
+    sent = false;
+    frozen = false;
+    drainQueue();
   }
 
-  /** Whether anything was sent in the open transaction. */
-  public synchronized boolean hasSends() {
-    return sent;
+  private void drainQueue() {
+    List<Queued> waiting = new ArrayList<>(queued);
+    queued.clear();
+    for (Queued q : waiting) {
+      tracked(
+          q.record(),
+          (meta, error) -> {
+            if (q.callback() != null) {
+              q.callback().onCompletion(meta, error);
+            }
+            if (error != null) {
+              q.result().completeExceptionally(error);
+            } else {
+              q.result().complete(meta);
+            }
+          });
+    }
   }
 
   /** Blocking: aborts the open transaction (its sends are discarded) and opens the next one. */
   public void abort() {
     synchronized (this) {
-      committing = true;
+      frozen = true;
     }
     try {
       delegate.abortTransaction();

@@ -16,7 +16,6 @@ import java.util.logging.Logger;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.producer.Producer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
@@ -32,7 +31,14 @@ public final class StateStore {
   private static final Duration POLL = Duration.ofMillis(200);
   private static final long STALL_MS = 30_000;
 
-  private final Producer<byte[], byte[]> producer;
+  /** How snapshots are sent (inside the open transaction under exactly-once). */
+  @FunctionalInterface
+  public interface Sender {
+    void send(
+        ProducerRecord<byte[], byte[]> record, org.apache.kafka.clients.producer.Callback callback);
+  }
+
+  private final Sender producer;
   private final String topic;
   private final Map<String, Object> readerSettings;
 
@@ -40,8 +46,7 @@ public final class StateStore {
    * @param readerSettings settings of a consumer that joins no group (bootstrap, security,
    *     deserializers; read_committed under exactly-once)
    */
-  public StateStore(
-      Producer<byte[], byte[]> producer, String topic, Map<String, Object> readerSettings) {
+  public StateStore(Sender producer, String topic, Map<String, Object> readerSettings) {
     this.producer = producer;
     this.topic = topic;
     this.readerSettings = readerSettings;

@@ -153,6 +153,16 @@ public final class StateTracker {
     return out;
   }
 
+  /** Whether any experiment changed since its last snapshot. */
+  public boolean dirty() {
+    for (Tracked t : experiments.values()) {
+      if (t.dirty) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Marks experiments dirty again (their snapshot was not written). */
   public void markDirty(List<Snapshot> unwritten) {
     for (Snapshot s : unwritten) {
