@@ -116,9 +116,11 @@ final class ServiceProcess implements AutoCloseable {
    * The distribution's launch: the module's jar, whose manifest names its dependencies in {@code
    * target/lib} (both built in the package phase, before failsafe runs).
    *
-   * <p>Not the test classpath: on it, in Maven's order, {@code serve} died of SIGSEGV (exit 139, no
-   * hs_err file) at the first checkpoint it evaluated, in 6 runs of 6 on 2026-11-25, while the same
-   * jars in the distribution's order ran fine; see the report of issue 10.
+   * <p>Not {@code -cp <the test classpath>}: with the jars named one by one on the command line (10
+   * KB from ~/.m2, or 7.4 KB of absolute target/lib paths) {@code serve} died of SIGSEGV (exit 139,
+   * no hs_err file even with -XX:ErrorFile) at the first checkpoint it evaluated, in 7 runs of 7 on
+   * 2026-11-25; the same jars as {@code -jar}, as 3 KB of relative paths, or through the
+   * distribution's {@code -cp "lib/*"} ran fine. Cause not found yet; see the report of issue 10.
    */
   static List<String> launcher() {
     Path jar = Path.of("target", "probestream.jar");
