@@ -19,7 +19,6 @@ import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -48,11 +47,6 @@ class ChaosIT {
   @TempDir Path dir;
 
   @Test
-  @Disabled(
-      "needs state restore from main: the survivor must rebuild a moved experiment's reference set"
-          + " and multiplicity members from the compacted <prefix>state topic; on wt-chaos it has"
-          + " neither, so b's experiments' later checkpoints stay pending (2026-11-25: no result"
-          + " within 150 s of the kill)")
   @Timeout(value = 240, unit = TimeUnit.SECONDS)
   void theSurvivorTakesOverAKilledInstancesExperimentsThroughKafka(KafkaTestCluster kafka)
       throws Exception {

@@ -9,7 +9,6 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.stream.Collectors;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -22,9 +21,6 @@ import org.junit.jupiter.api.io.TempDir;
  * offsets it had not committed belong to a transaction that never committed.
  */
 @ProbestreamIT
-@Disabled(
-    "needs exactly-once delivery from main: on wt-chaos kafka.delivery=exactly-once is only parsed,"
-        + " and a kill -9 leaves duplicates on the results topic (3 of 40 on 2026-11-25)")
 @ExtendWith(ServiceProcess.PrintTails.class)
 class KillRestartExactlyOnceIT {
   @TempDir Path dir;

@@ -41,7 +41,12 @@ public record ProbestreamConfig(
 
   /** Kafka connection. */
   public record Kafka(
-      String bootstrapServers, boolean embedded, int port, String groupId, String delivery) {
+      String bootstrapServers,
+      boolean embedded,
+      int port,
+      String groupId,
+      String delivery,
+      int sessionTimeoutMs) {
     public static final String AT_LEAST_ONCE = "at-least-once";
     public static final String EXACTLY_ONCE = "exactly-once";
 
@@ -60,6 +65,12 @@ public record ProbestreamConfig(
             "probestream.kafka.port", "0", "Port of the embedded broker; 0 picks a free one.");
     static final ConfigKey GROUP =
         ConfigKey.of("probestream.kafka.group-id", "probestream", "Consumer group of the service.");
+    static final ConfigKey SESSION_TIMEOUT =
+        ConfigKey.of(
+            "probestream.kafka.session-timeout-ms",
+            "10000",
+            "How long the group waits for a silent instance (a crash, kill -9) before its"
+                + " partitions move; the brokers' group.min/max.session.timeout.ms bound it.");
     static final ConfigKey DELIVERY =
         ConfigKey.of(
             "probestream.kafka.delivery",
@@ -103,7 +114,8 @@ public record ProbestreamConfig(
           s.takeBoolean(EMBEDDED),
           s.takeInt(PORT, 0, 65535),
           s.take(GROUP),
-          s.take(DELIVERY));
+          s.take(DELIVERY),
+          s.takeInt(SESSION_TIMEOUT, 1000, 3_600_000));
     }
 
     /** Whether results, state and offsets commit in Kafka transactions. */
@@ -850,6 +862,7 @@ public record ProbestreamConfig(
         Kafka.PORT,
         Kafka.GROUP,
         Kafka.DELIVERY,
+        Kafka.SESSION_TIMEOUT,
         KafkaSecurity.PROTOCOL,
         KafkaSecurity.SASL_MECHANISM,
         KafkaSecurity.SASL_USERNAME,

@@ -31,6 +31,10 @@ public final class KafkaSettings {
     Map<String, String> m = new HashMap<>();
     m.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     m.put(ConsumerConfig.GROUP_ID_CONFIG, c.kafka().groupId());
+    m.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, Integer.toString(c.kafka().sessionTimeoutMs()));
+    m.put(
+        ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG,
+        Integer.toString(Math.max(500, c.kafka().sessionTimeoutMs() / 3)));
     m.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
     m.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     m.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, fetch);
