@@ -102,6 +102,12 @@ class ChaosIT {
             "a first result from b",
             a,
             b);
+        ServiceProcess.await(
+            Duration.ofSeconds(30),
+            () -> !experimentsOn(b).isEmpty(),
+            "b's results in its API",
+            a,
+            b);
         Set<String> ofB = experimentsOn(b);
         long killedAt = System.currentTimeMillis();
         if (kill) {
@@ -197,7 +203,6 @@ class ChaosIT {
     Set<String> out = new TreeSet<>();
     JsonNode body = JSON.readTree(p.get("/api/v1/experiments").body());
     body.forEach(e -> out.add(e.get("experiment").asText()));
-    assertThat(out).as("experiments with results on %s", p.name).isNotEmpty();
     return out;
   }
 

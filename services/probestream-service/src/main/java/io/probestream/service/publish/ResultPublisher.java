@@ -18,9 +18,9 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 
 /**
  * Publishes probe results to the results topic (CloudEvents headers, key = experiment), and once
- * Kafka acknowledged them updates the gauges, the {@link ResultView} the HTTP API reads, and the
- * listeners, in that order. Thread-safe: the view and the metrics are, and listeners are a
- * copy-on-write list.
+ * Kafka acknowledged them updates the {@link ResultView} the HTTP API reads, the gauges, the
+ * published counter and the listeners, in that order. Thread-safe: the view and the metrics are,
+ * and listeners are a copy-on-write list.
  */
 public final class ResultPublisher {
   private final Producer<byte[], byte[]> producer;
@@ -68,7 +68,13 @@ public final class ResultPublisher {
   }
 
   private Void acknowledged(ProbeResult r) {
-    metrics.published(r.probe());
+    // The API first and the published counter last, so whoever sees the counter move finds the
+    // result in the API and its gauges.
+    String evicted = view.add(StoredResult.of(r));
+    if (evicted != null) {
+      // The view's experiment bound is also the bound on the gauges' experiment label.
+      metrics.forgetExperiment(evicted);
+    }
     if (r.run() != null) {
       metrics.lastStep(r.experiment(), r.run(), r.step());
     }
@@ -78,11 +84,7 @@ public final class ResultPublisher {
         .forEach(
             (k, v) -> metrics.probeMetric(r.probe(), k, r.experiment(), run, layer, r.split(), v));
     metrics.device(r.device());
-    String evicted = view.add(StoredResult.of(r));
-    if (evicted != null) {
-      // The view's experiment bound is also the bound on the gauges' experiment label.
-      metrics.forgetExperiment(evicted);
-    }
+    metrics.published(r.probe());
     for (Consumer<ProbeResult> l : listeners) {
       l.accept(r);
     }
