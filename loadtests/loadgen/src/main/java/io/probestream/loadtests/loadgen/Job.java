@@ -22,6 +22,8 @@ import java.util.Map;
  * @param checkpointIntervalMs time between the checkpoints of one run
  * @param liveBatches live {@code train} batches per run
  * @param liveRate live batches per second per run; 0 sends the next as soon as the last is acked
+ * @param liveSenders threads per run sending live batches, each waiting for its own acks (more than
+ *     one keeps batches in flight, so unpaced sending outruns the service)
  * @param batchSize samples per live batch
  * @param resultsPerCheckpoint results (with the checkpoint's run) that complete a checkpoint;
  *     default: one per probed layer (the service with {@code probes.enabled=neural_collapse})
@@ -43,6 +45,7 @@ public record Job(
     long checkpointIntervalMs,
     int liveBatches,
     double liveRate,
+    int liveSenders,
     int batchSize,
     int resultsPerCheckpoint,
     boolean distinctModels,
@@ -56,7 +59,7 @@ public record Job(
                         [--experiment ID] [--widths 784,512,256,10] [--reference-samples 10000]
                         [--reference-batch 1000] [--runs 1] [--checkpoints 10]
                         [--checkpoint-interval-ms 2000] [--live-batches 0] [--live-rate 0]
-                        [--batch-size 256] [--results-per-checkpoint LAYERS]
+                        [--live-senders 4] [--batch-size 256] [--results-per-checkpoint LAYERS]
                         [--distinct-models true] [--seed 1] [--out loadgen] [--timeout-s 300]
       """;
 
@@ -69,9 +72,13 @@ public record Job(
       throw new IllegalArgumentException(
           "--reference-samples, --reference-batch and --runs must be ≥ 1, --checkpoints ≥ 0");
     }
-    if (liveBatches < 0 || liveRate < 0 || batchSize < 1 || resultsPerCheckpoint < 1) {
+    if (liveBatches < 0
+        || liveRate < 0
+        || liveSenders < 1
+        || batchSize < 1
+        || resultsPerCheckpoint < 1) {
       throw new IllegalArgumentException(
-          "--live-batches and --live-rate must be ≥ 0, --batch-size and"
+          "--live-batches and --live-rate must be ≥ 0, --live-senders, --batch-size and"
               + " --results-per-checkpoint ≥ 1");
     }
     widths = widths.clone();
@@ -132,6 +139,7 @@ public record Job(
             Long.parseLong(take(a, "checkpoint-interval-ms", "2000")),
             Integer.parseInt(take(a, "live-batches", "0")),
             Double.parseDouble(take(a, "live-rate", "0")),
+            Integer.parseInt(take(a, "live-senders", "4")),
             Integer.parseInt(take(a, "batch-size", "256")),
             Integer.parseInt(take(a, "results-per-checkpoint", layersDefault)),
             Boolean.parseBoolean(take(a, "distinct-models", "true")),

@@ -221,7 +221,7 @@ public final class LoadGenerator {
           job.referenceSamples(),
           reference.size(),
           runs.size());
-      ExecutorService pool = Executors.newFixedThreadPool(2 * runs.size());
+      ExecutorService pool = Executors.newCachedThreadPool();
       try {
         List<Future<?>> tasks = new ArrayList<>();
         for (String run : runs) {
@@ -259,7 +259,8 @@ public final class LoadGenerator {
           }
           completion.recordValue(Math.max(0, last - t0));
         }
-        List<Long> sent = liveSent.get(run);
+        List<Long> sent = new ArrayList<>(liveSent.get(run));
+        sent.sort(null);
         List<Long> done = watcher.liveCompletions(run);
         for (int i = 0; i < Math.min(sent.size(), done.size()); i++) {
           liveLatency.recordValue(Math.max(0, done.get(i) - sent.get(i)));
@@ -308,7 +309,7 @@ public final class LoadGenerator {
             ? null
             : pool.submit(
                 () -> {
-                  sendLive(pub, run, live, liveSent.get(run));
+                  sendLive(pub, run, live, liveSent.get(run), pool);
                   return null;
                 });
     long start = System.nanoTime();
@@ -354,18 +355,40 @@ public final class LoadGenerator {
             job.classes()));
   }
 
-  private void sendLive(Publisher pub, String run, List<byte[]> live, List<Long> sent)
+  private void sendLive(
+      Publisher pub, String run, List<byte[]> live, List<Long> sent, ExecutorService pool)
       throws Exception {
     long start = System.nanoTime();
-    for (int i = 0; i < job.liveBatches(); i++) {
-      if (job.liveRate() > 0) {
-        sleepUntil(start + (long) (i * 1e9 / job.liveRate()));
-      }
-      synchronized (sent) {
-        sent.add(System.currentTimeMillis()); // the producer stamps CreateTime right after
-      }
-      pub.batch(
-          job.experiment(), Headers.SPLIT_TRAIN, i, false, live.get(i % live.size()), run, null);
+    java.util.concurrent.atomic.AtomicInteger next =
+        new java.util.concurrent.atomic.AtomicInteger();
+    List<Future<?>> senders = new ArrayList<>();
+    for (int t = 0; t < job.liveSenders(); t++) {
+      senders.add(
+          pool.submit(
+              () -> {
+                for (int i = next.getAndIncrement();
+                    i < job.liveBatches();
+                    i = next.getAndIncrement()) {
+                  if (job.liveRate() > 0) {
+                    sleepUntil(start + (long) (i * 1e9 / job.liveRate()));
+                  }
+                  synchronized (sent) {
+                    sent.add(System.currentTimeMillis()); // the producer stamps CreateTime next
+                  }
+                  pub.batch(
+                      job.experiment(),
+                      Headers.SPLIT_TRAIN,
+                      i,
+                      false,
+                      live.get(i % live.size()),
+                      run,
+                      null);
+                }
+                return null;
+              }));
+    }
+    for (Future<?> f : senders) {
+      f.get();
     }
   }
 
