@@ -242,6 +242,25 @@ public final class LoadGenerator {
       boolean complete =
           watcher.awaitAll(
               runs, job.checkpoints(), job.resultsPerCheckpoint(), job.liveBatches(), deadline);
+      if (!complete) {
+        for (String run : runs) {
+          List<Long> missing = new ArrayList<>();
+          for (int st = 0; st <= job.checkpoints(); st++) {
+            if (watcher.manifestTime(run, st) == null
+                || watcher.resultTimes(run, st).size() < job.resultsPerCheckpoint()) {
+              missing.add((long) st);
+            }
+          }
+          log.printf(
+              Locale.ROOT,
+              "loadgen: %s incomplete: checkpoints without all results %s, live batches back %d"
+                  + " of %d sent%n",
+              run,
+              missing,
+              watcher.liveCompletions(run).size(),
+              liveSent.get(run).size());
+        }
+      }
       long firstSent = Long.MAX_VALUE;
       long lastDone = Long.MIN_VALUE;
       long back = 0;

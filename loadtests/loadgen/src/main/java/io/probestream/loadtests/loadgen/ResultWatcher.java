@@ -24,8 +24,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 /**
  * Reads the {@code checkpoints} and {@code results} topics from their ends at construction
  * (read_committed, no consumer group) on a thread of its own, and keeps, for one experiment, the
- * CreateTime of every checkpoint manifest and of every result (deduplicated by result id). Results
- * are matched to checkpoints by (run, step); live results by (run, step, {@code
+ * CreateTime of every checkpoint manifest and of every result (byte-identical records counted
+ * once). Results are matched to checkpoints by (run, step); live results by (run, step, {@code
  * params.live_batches}). Thread-safe: the poll thread writes, callers wait on this object's
  * monitor.
  */
@@ -130,8 +130,11 @@ final class ResultWatcher implements AutoCloseable {
     long step = m.path("step").asLong();
     String split = m.path("split").asText();
     synchronized (this) {
-      if (!seen.add(m.path("id").asText())) {
-        return; // a duplicate (at-least-once)
+      // A record sent twice is byte for byte the same. The id alone is not enough: two live
+      // batches can get results with one id (a batch evaluated against an older checkpoint
+      // finishing after one against a newer checkpoint restarts the live count at 1).
+      if (!seen.add(digest(r.value()))) {
+        return;
       }
       if (Headers.SPLIT_REFERENCE.equals(split)) {
         results.computeIfAbsent(key(run, step), k -> new ArrayList<>()).add(r.timestamp());
@@ -140,11 +143,20 @@ final class ResultWatcher implements AutoCloseable {
         long[] p = liveParts.computeIfAbsent(k, x -> new long[2]);
         p[0]++;
         p[1] = Math.max(p[1], r.timestamp());
-        if (p[0] == layers) {
+        if (p[0] % layers == 0) { // every full set of layers is one more batch back
           liveDone.computeIfAbsent(run, x -> new ArrayList<>()).add(p[1]);
         }
       }
       notifyAll();
+    }
+  }
+
+  private static String digest(byte[] value) {
+    try {
+      return java.util.HexFormat.of()
+          .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(value));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is part of every JVM", e);
     }
   }
 

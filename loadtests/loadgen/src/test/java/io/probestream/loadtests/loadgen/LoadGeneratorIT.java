@@ -71,7 +71,7 @@ class LoadGeneratorIT {
       LoadGenerator.Summary s =
           new LoadGenerator(job, new PrintStream(log, true, StandardCharsets.UTF_8)).run();
 
-      assertThat(s.complete()).isTrue();
+      assertThat(s.complete()).as(log.toString(StandardCharsets.UTF_8)).isTrue();
       // 2 runs × 2 measured checkpoints (the warm-up step 0 is not counted), 2 layers each
       assertThat(s.completion().getTotalCount()).isEqualTo(4);
       assertThat(s.result().getTotalCount()).isEqualTo(8);
