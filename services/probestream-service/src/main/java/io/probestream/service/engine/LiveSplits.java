@@ -48,6 +48,8 @@ public final class LiveSplits {
   private final Map<String, CheckpointManifest> latest = new HashMap<>(); // experiment|run
   private final Map<String, Deque<Waiting>> waiting = new LinkedHashMap<>(); // experiment|run
   private final Map<String, Live> state = new HashMap<>(); // experiment|run|split
+  // experiment|run|split → its last publish: results of one key go out in merge order
+  private final Map<String, Future<Void>> publishing = new HashMap<>();
 
   private record Waiting(InputRecord record, String split, Promise<Void> done, long since) {}
 
@@ -241,41 +243,73 @@ public final class LiveSplits {
       CheckpointManifest m, String split, CheckpointEvaluator.PassOne one, long latency) {
     String k = key(m.experiment(), m.run()) + "|" + split;
     Live live = state.get(k);
+    if (live != null && m.step() < live.step) {
+      // Evaluated against a checkpoint that a newer one replaced meanwhile: its sums are closed
+      // (reopening them would give a second result with the same id), so it adds to none.
+      java.util.logging.Logger.getLogger(LiveSplits.class.getName())
+          .info(
+              "live batch of "
+                  + k
+                  + " evaluated on step "
+                  + m.step()
+                  + " after step "
+                  + live.step
+                  + " took over; it is not added");
+      return Future.succeededFuture();
+    }
     if (live == null || live.step != m.step()) {
       live = new Live(m.step()); // a newer checkpoint starts its live statistics afresh
       state.put(k, live);
     }
     live.batches++;
-    String modelSha = m.model() instanceof CheckpointManifest.Blob b ? b.sha256() : null;
-    List<ProbeResult> results = new ArrayList<>();
-    Instant now = Instant.now();
+    int batches = live.batches;
+    // Merging is cheap and stays here, in arrival order; the metrics (an SVD per layer) are
+    // computed on a worker, and results of one key are published in merge order.
+    Map<String, CollapseMoments> merged = new LinkedHashMap<>();
     for (Map.Entry<String, CollapseMoments> e : one.moments().entrySet()) {
-      String layer = e.getKey();
-      CollapseMoments merged = live.moments.merge(layer, e.getValue(), CollapseMoments::merge);
-      boolean feeds = one.feedsClassifier().get(layer);
-      Map<String, Object> params = new LinkedHashMap<>();
-      params.put("reduction", one.reductions().get(layer));
-      params.put("live_batches", live.batches); // each update is its own result (and id)
-      ProbeOutput out =
-          NeuralCollapseProbe.freeze(merged, feeds, feeds ? one.classifierWeight() : null)
-              .finishPassOne(params);
-      results.add(
-          ProbeResult.of(
-              m.experiment(),
-              m.run(),
-              m.step(),
-              modelSha,
-              null,
-              NeuralCollapseProbe.NAME,
-              layer,
-              split,
-              out.metrics(),
-              out.params(),
-              out.joinedNotes(),
-              one.device(),
-              now,
-              latency));
+      merged.put(e.getKey(), live.moments.merge(e.getKey(), e.getValue(), CollapseMoments::merge));
     }
-    return publisher.publish(context, results);
+    String modelSha = m.model() instanceof CheckpointManifest.Blob b ? b.sha256() : null;
+    Future<List<ProbeResult>> built =
+        workers.run(
+            () -> {
+              List<ProbeResult> results = new ArrayList<>();
+              Instant now = Instant.now();
+              for (Map.Entry<String, CollapseMoments> e : merged.entrySet()) {
+                String layer = e.getKey();
+                boolean feeds = one.feedsClassifier().get(layer);
+                Map<String, Object> params = new LinkedHashMap<>();
+                params.put("reduction", one.reductions().get(layer));
+                params.put("live_batches", batches); // each update is its own result (and id)
+                ProbeOutput out =
+                    NeuralCollapseProbe.freeze(
+                            e.getValue(), feeds, feeds ? one.classifierWeight() : null)
+                        .finishPassOne(params);
+                results.add(
+                    ProbeResult.of(
+                        m.experiment(),
+                        m.run(),
+                        m.step(),
+                        modelSha,
+                        null,
+                        NeuralCollapseProbe.NAME,
+                        layer,
+                        split,
+                        out.metrics(),
+                        out.params(),
+                        out.joinedNotes(),
+                        one.device(),
+                        now,
+                        latency));
+              }
+              return results;
+            });
+    Future<Void> previous = publishing.getOrDefault(k, Future.succeededFuture());
+    Future<Void> published =
+        built.compose(results -> previous.transform(x -> publisher.publish(context, results)));
+    Future<Void> tail = published.transform(x -> Future.<Void>succeededFuture());
+    publishing.put(k, tail);
+    tail.onComplete(x -> publishing.remove(k, tail));
+    return published;
   }
 }
