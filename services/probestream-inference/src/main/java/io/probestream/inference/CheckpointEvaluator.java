@@ -151,9 +151,28 @@ public final class CheckpointEvaluator {
     this.sessions = sessions;
   }
 
+  // Live batches of one checkpoint reuse its model bytes (CheckpointEngine keeps them): its plan
+  // (graph parse, exposed outputs, their sha256) is made once per (bytes, spec), and goes when the
+  // bytes are no longer held (weak keys; a ModelBytes record compares its array by identity).
+  private final Map<ModelBytes, Map<EvaluationSpec, Plan>> plans = new java.util.WeakHashMap<>();
+
+  private Plan cachedPlan(ModelBytes model, EvaluationSpec spec) {
+    synchronized (plans) {
+      Plan hit = plans.computeIfAbsent(model, k -> new java.util.HashMap<>()).get(spec);
+      if (hit != null) {
+        return hit;
+      }
+    }
+    Plan made = plan(model, spec);
+    synchronized (plans) {
+      plans.computeIfAbsent(model, k -> new java.util.HashMap<>()).put(spec, made);
+    }
+    return made;
+  }
+
   private SessionCache.Lease session(Plan plan, ModelBytes model, EvaluationSpec spec) {
     String key =
-        io.probestream.contracts.result.ProbeResult.sha256Hex(plan.model())
+        plan.modelSha()
             + "|"
             + spec.input()
             + "|"
@@ -182,6 +201,7 @@ public final class CheckpointEvaluator {
    */
   private record Plan(
       byte[] model,
+      String modelSha,
       List<String> outputs,
       String classifierTensor,
       double[][] weight,
@@ -791,7 +811,7 @@ public final class CheckpointEvaluator {
 
   /** As {@link #passOne(byte[], EvaluationSpec, ReferenceBatch)}, external data included. */
   public PassOne passOne(ModelBytes model, EvaluationSpec spec, ReferenceBatch batch) {
-    Plan plan = plan(model, spec);
+    Plan plan = cachedPlan(model, spec);
     try (SessionCache.Lease lease = session(plan, model, spec)) {
       ModelSession session = lease.session();
       checkInputShape(session.inputShape(), spec.input(), List.of(batch));
@@ -1124,7 +1144,14 @@ public final class CheckpointEvaluator {
       }
     }
     byte[] bytes = expose.isEmpty() ? model : OnnxGraph.withOutputs(model, expose);
-    return new Plan(bytes, List.copyOf(wanted), classifierTensor, weight, ifm, layerInputs);
+    return new Plan(
+        bytes,
+        io.probestream.contracts.result.ProbeResult.sha256Hex(bytes),
+        List.copyOf(wanted),
+        classifierTensor,
+        weight,
+        ifm,
+        layerInputs);
   }
 
   private static void checkInputShape(long[] declared, String input, List<ReferenceBatch> batches) {

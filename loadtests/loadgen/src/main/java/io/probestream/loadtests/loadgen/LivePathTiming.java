@@ -23,7 +23,7 @@ import java.util.Map;
  * BareOrt} — the input checks ({@code ReferenceIngest.inspect}), decoding ({@code
  * Safetensors.parse}, floats, labels), {@code CheckpointEvaluator.passOne} (the session from the
  * cache, ORT, features to the heap, per-class moments) with the service's settings (runs of 256
- * rows, one intra-op thread), and what the event loop then does per result ({@code
+ * rows, one intra-op thread), and what a worker then does per result ({@code
  * NeuralCollapseProbe.freeze(…).finishPassOne}, per layer, on the merged moments).
  *
  * <pre>
@@ -111,7 +111,7 @@ public final class LivePathTiming {
         System.out.printf(
             Locale.ROOT,
             "repeat %d, ms per batch: inspect %.2f, decode %.2f, passOne %.2f, freeze+finish"
-                + " (event loop) %.2f; total %.2f%n",
+                + " %.2f; total %.2f%n",
             r + 1,
             inspect / 1e6 / batches,
             decode / 1e6 / batches,

@@ -85,12 +85,44 @@ public final class ModelSource {
     }
   }
 
-  /** Blocking: the checkpoint's model, from the blob store or its URI. */
+  /** Most bytes of recently loaded blob models kept for the next load (live batches). */
+  static final long RECENT_BYTES = 256L << 20;
+
+  // sha256 → the model bytes of a blob loaded lately, least recently used first; blobs are
+  // content-addressed, so the bytes stay right even after the store evicted the file
+  private final java.util.LinkedHashMap<String, ModelBytes> recent =
+      new java.util.LinkedHashMap<>(16, 0.75f, true);
+  private long recentBytes;
+
+  /**
+   * Blocking: the checkpoint's model, from the blob store or its URI. A blob's bytes are kept
+   * (within {@link #RECENT_BYTES}) and the same instance is returned for it again, so that a
+   * checkpoint's live batches read and prepare its model once.
+   */
   public ModelBytes load(CheckpointManifest m) throws IOException {
     if (m.model() instanceof CheckpointManifest.Blob b) {
+      synchronized (recent) {
+        ModelBytes hit = recent.get(b.sha256());
+        if (hit != null) {
+          return hit;
+        }
+      }
       byte[] bytes = blobs.read(b.sha256());
       refuseExternalData(bytes, "model blob " + b.sha256());
-      return ModelBytes.inline(bytes);
+      ModelBytes loaded = ModelBytes.inline(bytes);
+      synchronized (recent) {
+        ModelBytes raced = recent.putIfAbsent(b.sha256(), loaded);
+        if (raced != null) {
+          return raced;
+        }
+        recentBytes += bytes.length;
+        java.util.Iterator<ModelBytes> oldest = recent.values().iterator();
+        while (recentBytes > RECENT_BYTES && recent.size() > 1) {
+          recentBytes -= oldest.next().bytes().length;
+          oldest.remove();
+        }
+      }
+      return loaded;
     }
     return readUri(((CheckpointManifest.Uri) m.model()).uri());
   }
