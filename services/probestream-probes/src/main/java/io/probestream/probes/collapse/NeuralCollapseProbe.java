@@ -313,12 +313,7 @@ public final class NeuralCollapseProbe {
       int best = -1;
       double bestDist = Double.POSITIVE_INFINITY;
       for (int c = 0; c < means.length; c++) {
-        double[] mu = means[c];
-        double s = 0;
-        for (int j = 0; j < mu.length; j++) {
-          double t = h[base + j] - mu[j];
-          s += t * t;
-        }
+        double s = squaredDistance(h, base, means[c]);
         if (s < bestDist) { // strict: ties keep the lowest class index
           bestDist = s;
           best = c;
@@ -466,11 +461,58 @@ public final class NeuralCollapseProbe {
     }
   }
 
+  /**
+   * Σ a[j]·b[j] in eight interleaved float64 partial sums: a single running sum is one chain of
+   * dependent additions the JIT cannot vectorize (it keeps their order); eight chains keep the
+   * floating-point units busy. The order of additions differs from a plain loop by rounding only.
+   */
   static double dot(double[] a, double[] b) {
-    double s = 0;
-    for (int j = 0; j < a.length; j++) {
-      s += a[j] * b[j];
+    int n = a.length;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    int j = 0;
+    for (; j + 7 < n; j += 8) {
+      s0 += a[j] * b[j];
+      s1 += a[j + 1] * b[j + 1];
+      s2 += a[j + 2] * b[j + 2];
+      s3 += a[j + 3] * b[j + 3];
+      s4 += a[j + 4] * b[j + 4];
+      s5 += a[j + 5] * b[j + 5];
+      s6 += a[j + 6] * b[j + 6];
+      s7 += a[j + 7] * b[j + 7];
     }
-    return s;
+    for (; j < n; j++) {
+      s0 += a[j] * b[j];
+    }
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+  }
+
+  /** Σ (h[base + j] − mu[j])² in eight interleaved partial sums, as {@link #dot}. */
+  static double squaredDistance(float[] h, int base, double[] mu) {
+    int n = mu.length;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    int j = 0;
+    for (; j + 7 < n; j += 8) {
+      double t0 = h[base + j] - mu[j];
+      double t1 = h[base + j + 1] - mu[j + 1];
+      double t2 = h[base + j + 2] - mu[j + 2];
+      double t3 = h[base + j + 3] - mu[j + 3];
+      double t4 = h[base + j + 4] - mu[j + 4];
+      double t5 = h[base + j + 5] - mu[j + 5];
+      double t6 = h[base + j + 6] - mu[j + 6];
+      double t7 = h[base + j + 7] - mu[j + 7];
+      s0 += t0 * t0;
+      s1 += t1 * t1;
+      s2 += t2 * t2;
+      s3 += t3 * t3;
+      s4 += t4 * t4;
+      s5 += t5 * t5;
+      s6 += t6 * t6;
+      s7 += t7 * t7;
+    }
+    for (; j < n; j++) {
+      double t = h[base + j] - mu[j];
+      s0 += t * t;
+    }
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
   }
 }
