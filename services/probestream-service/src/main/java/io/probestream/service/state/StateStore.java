@@ -165,29 +165,7 @@ public final class StateStore {
     if (offsets.isEmpty()) {
       return 0;
     }
-    int found = 0;
-    try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(readerSettings)) {
-      c.assign(List.of(tp));
-      long end = c.endOffsets(List.of(tp), Duration.ofSeconds(30)).get(tp);
-      long last = Math.min(offsets.last() + 1, end);
-      c.seek(tp, offsets.first());
-      long lastProgress = System.currentTimeMillis();
-      while (c.position(tp) < last) {
-        ConsumerRecords<byte[], byte[]> records = c.poll(POLL);
-        if (!records.isEmpty()) {
-          lastProgress = System.currentTimeMillis();
-        } else if (System.currentTimeMillis() - lastProgress > STALL_MS) {
-          throw new IllegalStateException("reading " + tp + " stalled at " + c.position(tp));
-        }
-        for (ConsumerRecord<byte[], byte[]> r : records) {
-          if (offsets.contains(r.offset())) {
-            found++;
-            sink.accept(r);
-          }
-        }
-      }
-    }
-    return found;
+    return read(tp, offsets.first(), offsets.last() + 1, offsets::contains, sink);
   }
 
   /**
@@ -195,11 +173,28 @@ public final class StateStore {
    * in order; returns how many were read.
    */
   public int scan(TopicPartition tp, long before, Consumer<ConsumerRecord<byte[], byte[]>> sink) {
-    int read = 0;
+    return read(tp, -1, before, o -> true, sink);
+  }
+
+  /**
+   * Reads {@code tp} from {@code from} (-1: its start) up to {@code until} (exclusive, or its end
+   * now) and hands the records whose offset {@code wanted} accepts to {@code sink}.
+   */
+  private int read(
+      TopicPartition tp,
+      long from,
+      long until,
+      java.util.function.LongPredicate wanted,
+      Consumer<ConsumerRecord<byte[], byte[]>> sink) {
+    int handed = 0;
     try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(readerSettings)) {
       c.assign(List.of(tp));
-      c.seekToBeginning(List.of(tp));
-      long end = Math.min(before, c.endOffsets(List.of(tp), Duration.ofSeconds(30)).get(tp));
+      long end = Math.min(until, c.endOffsets(List.of(tp), Duration.ofSeconds(30)).get(tp));
+      if (from < 0) {
+        c.seekToBeginning(List.of(tp));
+      } else {
+        c.seek(tp, from);
+      }
       long lastProgress = System.currentTimeMillis();
       while (c.position(tp) < end) {
         ConsumerRecords<byte[], byte[]> records = c.poll(POLL);
@@ -209,14 +204,14 @@ public final class StateStore {
           throw new IllegalStateException("reading " + tp + " stalled at " + c.position(tp));
         }
         for (ConsumerRecord<byte[], byte[]> r : records) {
-          if (r.offset() < end) {
-            read++;
+          if (r.offset() < end && wanted.test(r.offset())) {
+            handed++;
             sink.accept(r);
           }
         }
       }
     }
-    return read;
+    return handed;
   }
 
   private static byte[] utf8(String s) {
