@@ -50,8 +50,8 @@ public final class LiveSplits {
   private final Map<String, Live> state = new HashMap<>(); // experiment|run|split
   // experiment|run|split → its last publish: results of one key go out in merge order
   private final Map<String, Future<Void>> publishing = new HashMap<>();
-  // experiment|run|split → completes once its latest live batch was merged
-  private final Map<String, Future<Void>> mergedInOrder = new HashMap<>();
+  private final io.probestream.service.work.InOrder mergedInOrder =
+      new io.probestream.service.work.InOrder(); // by experiment|run|split
 
   private record Waiting(InputRecord record, String split, Promise<Void> done, long since) {}
 
@@ -241,26 +241,8 @@ public final class LiveSplits {
     // Evaluated side by side, merged in arrival order, so the result with live_batches = n holds
     // the first n batches whichever evaluation ends first.
     String k = key(m.experiment(), m.run()) + "|" + split;
-    Future<Void> previous = mergedInOrder.getOrDefault(k, Future.succeededFuture());
-    Promise<Void> merged = Promise.promise();
-    Future<Void> done =
-        previous
-            .transform(x -> evaluated)
-            .transform(
-                one -> {
-                  try {
-                    return one.failed()
-                        ? Future.<Void>failedFuture(one.cause())
-                        : publish(m, split, one.result(), (System.nanoTime() - start) / 1_000_000);
-                  } catch (RuntimeException e) {
-                    return Future.<Void>failedFuture(e);
-                  } finally {
-                    merged.complete();
-                  }
-                });
-    mergedInOrder.put(k, merged.future());
-    merged.future().onComplete(x -> mergedInOrder.remove(k, merged.future()));
-    return done;
+    return mergedInOrder.after(
+        k, evaluated, one -> publish(m, split, one, (System.nanoTime() - start) / 1_000_000));
   }
 
   private Future<Void> publish(

@@ -14,7 +14,6 @@ import io.probestream.service.store.ReferenceStore;
 import io.probestream.service.view.ReferenceBoard;
 import io.probestream.service.work.Workers;
 import io.vertx.core.Future;
-import io.vertx.core.Promise;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -42,8 +41,8 @@ public final class ReferenceIngest {
   private final ReferenceBoard board;
   private final Consumer<String> onComplete;
   private final Map<String, ReferenceSet> sets = new HashMap<>();
-  // experiment → completes once its latest batch was checked against the set
-  private final Map<String, Future<Void>> checkedInOrder = new HashMap<>();
+  private final io.probestream.service.work.InOrder checkedInOrder =
+      new io.probestream.service.work.InOrder(); // by experiment
 
   /**
    * One stored batch: the sha256 of its bytes, its sample count, and its file (null while written).
@@ -196,27 +195,10 @@ public final class ReferenceIngest {
     }
     // Batches are inspected side by side, but checked against the set in arrival order: "after
     // the final batch" and "already held" depend on which came first.
-    Future<Inspected> inspected = workers.run(() -> inspect(bytes));
-    Future<Void> previous = checkedInOrder.getOrDefault(experiment, Future.succeededFuture());
-    Promise<Void> checked = Promise.promise();
-    Future<Void> done =
-        previous
-            .transform(x -> inspected)
-            .transform(
-                i -> {
-                  try {
-                    return i.failed()
-                        ? Future.<Void>failedFuture(i.cause())
-                        : accept(experiment, index, isFinal, i.result(), bytes);
-                  } catch (RuntimeException e) {
-                    return Future.<Void>failedFuture(e);
-                  } finally {
-                    checked.complete();
-                  }
-                });
-    checkedInOrder.put(experiment, checked.future());
-    checked.future().onComplete(x -> checkedInOrder.remove(experiment, checked.future()));
-    return done;
+    return checkedInOrder.after(
+        experiment,
+        workers.run(() -> inspect(bytes)),
+        i -> accept(experiment, index, isFinal, i, bytes));
   }
 
   /**

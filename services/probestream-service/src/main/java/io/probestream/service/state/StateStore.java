@@ -63,28 +63,20 @@ public final class StateStore {
       rec.headers().add(Headers.SOURCE, utf8("probestream"));
       rec.headers().add(Headers.TYPE, utf8("probestream.state.v1"));
       rec.headers().add(Headers.CONTENT_TYPE, utf8(Headers.JSON));
-      Promise<Void> p = Promise.promise();
-      producer.send(
-          rec,
-          (meta, error) ->
-              context.runOnContext(
-                  v -> {
-                    if (error != null) {
-                      p.fail(error);
-                    } else {
-                      p.complete();
-                    }
-                  }));
-      acks.add(p.future());
+      acks.add(send(context, rec));
     }
     return Future.all(acks).mapEmpty();
   }
 
   /** Sends a tombstone: the experiment's state is gone once compaction runs. */
   public Future<Void> delete(Context context, String experiment) {
+    return send(context, new ProducerRecord<>(topic, utf8(experiment), null));
+  }
+
+  private Future<Void> send(Context context, ProducerRecord<byte[], byte[]> rec) {
     Promise<Void> p = Promise.promise();
     producer.send(
-        new ProducerRecord<>(topic, utf8(experiment), null),
+        rec,
         (meta, error) ->
             context.runOnContext(
                 v -> {
