@@ -266,10 +266,10 @@ public record ProbestreamConfig(
       String protocol = s.take(PROTOCOL).toUpperCase(Locale.ROOT);
       String mechanism = s.take(SASL_MECHANISM).toUpperCase(Locale.ROOT);
       String user = s.take(SASL_USERNAME);
-      String password = readSecret(SASL_PASSWORD_FILE, s.take(SASL_PASSWORD_FILE));
+      String password = readSecret(SASL_PASSWORD_FILE, s.take(SASL_PASSWORD_FILE), "password file");
       String truststore = s.take(TRUSTSTORE);
       String truststorePassword =
-          readSecret(TRUSTSTORE_PASSWORD_FILE, s.take(TRUSTSTORE_PASSWORD_FILE));
+          readSecret(TRUSTSTORE_PASSWORD_FILE, s.take(TRUSTSTORE_PASSWORD_FILE), "password file");
       String propsFile = s.take(CLIENT_PROPERTIES);
       Map<String, String> props = new java.util.TreeMap<>();
       if (!propsFile.isBlank()) {
@@ -288,22 +288,21 @@ public record ProbestreamConfig(
   }
 
   /** The trimmed content of a secret file (empty name: empty); never puts it in a message. */
-  static String readSecret(ConfigKey key, String file) {
+  static String readSecret(ConfigKey key, String file, String what) {
     if (file.isBlank()) {
       return "";
     }
+    String v;
     try {
-      String v = Files.readString(Path.of(file.trim()), StandardCharsets.UTF_8).trim();
-      if (v.isEmpty()) {
-        throw new ConfigException(key.name() + " = " + file + ": the file is empty");
-      }
-      return v;
+      v = Files.readString(Path.of(file.trim()), StandardCharsets.UTF_8).trim();
     } catch (IOException | RuntimeException e) {
-      if (e instanceof ConfigException c) {
-        throw c;
-      }
-      throw new ConfigException(key.name() + " = " + file + ": cannot read it (" + e + ")");
+      throw new ConfigException(
+          key.name() + " = " + file + ": cannot read the " + what + " (" + e + ")");
     }
+    if (v.isEmpty()) {
+      throw new ConfigException(key.name() + " = " + file + ": the " + what + " is empty");
+    }
+    return v;
   }
 
   /**
@@ -449,21 +448,8 @@ public record ProbestreamConfig(
 
     /** The trimmed token in {@code file}; never puts the token itself in a message. */
     static String readToken(String file) {
-      if (file.isBlank()) {
-        return "";
-      }
-      String token;
-      try {
-        token = Files.readString(Path.of(file.trim()), StandardCharsets.UTF_8).trim();
-      } catch (IOException | RuntimeException e) {
-        throw new ConfigException(
-            AUTH_TOKEN_FILE.name() + " = " + file + ": cannot read the token file (" + e + ")");
-      }
-      if (token.isEmpty()) {
-        throw new ConfigException(
-            AUTH_TOKEN_FILE.name() + " = " + file + ": the token file is empty");
-      }
-      if (token.length() < MIN_TOKEN_LENGTH) {
+      String token = readSecret(AUTH_TOKEN_FILE, file, "token file");
+      if (!token.isEmpty() && token.length() < MIN_TOKEN_LENGTH) {
         throw new ConfigException(
             AUTH_TOKEN_FILE.name()
                 + " = "

@@ -564,26 +564,20 @@ public final class IntakeVerticle extends VerticleBase {
       m.fail(400, "experiment and command (delete or reprocess) are required");
       return;
     }
+    String id = java.util.UUID.randomUUID().toString();
     org.apache.kafka.clients.producer.ProducerRecord<byte[], byte[]> rec =
-        new org.apache.kafka.clients.producer.ProducerRecord<>(
+        io.probestream.service.publish.CloudEvents.json(
             topics.checkpoints(),
-            experiment.getBytes(java.nio.charset.StandardCharsets.UTF_8),
+            experiment,
             new io.vertx.core.json.JsonObject()
                 .put("experiment", experiment)
                 .put("command", command)
                 .encode()
-                .getBytes(java.nio.charset.StandardCharsets.UTF_8));
-    String id = java.util.UUID.randomUUID().toString();
-    for (String[] h :
-        new String[][] {
-          {Headers.SPECVERSION, Headers.SPEC_VERSION},
-          {Headers.ID, id},
-          {Headers.SOURCE, "probestream-api"},
-          {Headers.TYPE, type},
-          {Headers.CONTENT_TYPE, Headers.JSON}
-        }) {
-      rec.headers().add(h[0], h[1].getBytes(java.nio.charset.StandardCharsets.UTF_8));
-    }
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8),
+            id,
+            "probestream-api",
+            type,
+            java.time.Instant.now());
     producer.send(
         rec,
         (meta, error) ->

@@ -47,13 +47,14 @@ public final class ResultPublisher {
     List<Future<Void>> acks = new ArrayList<>();
     for (ProbeResult r : results) {
       ProducerRecord<byte[], byte[]> rec =
-          new ProducerRecord<>(topic, null, utf8(r.experiment()), utf8(r.toJson()));
-      rec.headers().add(Headers.SPECVERSION, utf8(Headers.SPEC_VERSION));
-      rec.headers().add(Headers.ID, utf8(r.id()));
-      rec.headers().add(Headers.SOURCE, utf8("probestream"));
-      rec.headers().add(Headers.TYPE, utf8(Headers.TYPE_RESULT));
-      rec.headers().add(Headers.TIME, utf8(r.computedAt().toString()));
-      rec.headers().add(Headers.CONTENT_TYPE, utf8(Headers.JSON));
+          CloudEvents.json(
+              topic,
+              r.experiment(),
+              utf8(r.toJson()),
+              r.id(),
+              "probestream",
+              Headers.TYPE_RESULT,
+              r.computedAt());
       rec.headers().add(Headers.EXPERIMENT, utf8(r.experiment()));
       // A broker outage delays the result rather than failing its checkpoint into the DLQ.
       acks.add(Resend.untilAcknowledged(context, producer, rec).map(meta -> acknowledged(r)));

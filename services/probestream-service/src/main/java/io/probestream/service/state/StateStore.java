@@ -1,6 +1,6 @@
 package io.probestream.service.state;
 
-import io.probestream.contracts.topics.Headers;
+import io.probestream.service.publish.CloudEvents;
 import io.vertx.core.Context;
 import io.vertx.core.Future;
 import io.vertx.core.Promise;
@@ -56,14 +56,17 @@ public final class StateStore {
   public Future<Void> write(Context context, List<Snapshot> snapshots) {
     List<Future<Void>> acks = new ArrayList<>();
     for (Snapshot s : snapshots) {
-      ProducerRecord<byte[], byte[]> rec =
-          new ProducerRecord<>(topic, utf8(s.experiment()), s.toBytes());
-      rec.headers().add(Headers.SPECVERSION, utf8(Headers.SPEC_VERSION));
-      rec.headers().add(Headers.ID, utf8(s.experiment() + "/" + s.writer() + "/" + s.seq()));
-      rec.headers().add(Headers.SOURCE, utf8("probestream"));
-      rec.headers().add(Headers.TYPE, utf8("probestream.state.v1"));
-      rec.headers().add(Headers.CONTENT_TYPE, utf8(Headers.JSON));
-      acks.add(send(context, rec));
+      acks.add(
+          send(
+              context,
+              CloudEvents.json(
+                  topic,
+                  s.experiment(),
+                  s.toBytes(),
+                  s.experiment() + "/" + s.writer() + "/" + s.seq(),
+                  "probestream",
+                  "probestream.state.v1",
+                  java.time.Instant.now())));
     }
     return Future.all(acks).mapEmpty();
   }
